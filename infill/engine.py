@@ -1,0 +1,163 @@
+"""One call from a request to filled holes: plan, sample each canvas, trim, decode."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+
+from .holes import validate_holes
+from .plan import Canvas, plan
+from .sample import Sampled, sample
+from .types import (
+    CanvasView,
+    Constraint,
+    Denoiser,
+    HoleFill,
+    HoleView,
+    InfillRequest,
+    InfillResult,
+    StepInfo,
+)
+
+
+def decoder_for(denoiser: Denoiser) -> Callable[[list[int]], str]:
+    """Token ids to text exactly as the tokenizer would write them (no cleanup)."""
+    tok = denoiser.tokenizer
+
+    def decode(ids: list[int]) -> str:
+        return tok.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    return decode
+
+
+def fill(
+    request: InfillRequest,
+    denoiser: Denoiser,
+    *,
+    constraint: Constraint | None = None,
+    on_step: Callable[[StepInfo], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> InfillResult:
+    """Fill every hole of ``request``; raises InfillError for bad input, Cancelled on cancel.
+
+    The constraint runs only when ``request.constrain`` is set and one is given.
+    """
+    started = time.perf_counter()
+    holes = validate_holes(request.text, request.holes)
+    canvases = plan(request.text, holes, denoiser, request.context_tokens)
+    decode = decoder_for(denoiser)
+    active = constraint if request.constrain else None
+
+    fills: list[HoleFill] = []
+    steps = passes = remasked = 0
+    satisfied: bool | None = None if active is None else True
+    steps_before = 0
+    for canvas in canvases:
+        review = None
+        if active is not None:
+            review = _reviewer(active, request, canvas, denoiser, decode)
+        step_cb = None
+        if on_step is not None:
+            step_cb = _progress(on_step, canvas, denoiser, decode, steps_before)
+        done = sample(
+            denoiser,
+            canvas.ids,
+            [p for r in canvas.runs for p in r.positions],
+            request.options,
+            exact_positions=frozenset(p for r in canvas.runs if r.exact for p in r.positions),
+            review=review,
+            on_step=step_cb,
+            should_cancel=should_cancel,
+        )
+        fills += _fills(canvas, done, denoiser, decode)
+        steps += done.steps
+        steps_before += done.steps
+        passes += done.forward_passes
+        remasked += done.remasked
+        if done.satisfied is False:
+            satisfied = False
+    return InfillResult(
+        fills=fills,
+        steps=steps,
+        forward_passes=passes,
+        constraint_satisfied=satisfied,
+        remasked=remasked,
+        canvases=len(canvases),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _kept(tokens: list[int], denoiser: Denoiser) -> list[int]:
+    """A hole's tokens without the end/padding tokens that absorbed its unused budget."""
+    return [t for t in tokens if t not in denoiser.end_ids and t != denoiser.mask_id]
+
+
+def _fills(
+    canvas: Canvas, done: Sampled, denoiser: Denoiser, decode: Callable[[list[int]], str]
+) -> list[HoleFill]:
+    out = []
+    ids = done.ids.tolist()
+    for run in canvas.runs:
+        tokens = [ids[p] for p in run.positions]
+        kept_pos = [p for p in run.positions if ids[p] not in denoiser.end_ids]
+        kept = _kept(tokens, denoiser)
+        out.append(
+            HoleFill(
+                hole=run.hole,
+                text=decode(kept),
+                token_ids=kept,
+                confidence=[done.confidence.get(p, 0.0) for p in kept_pos],
+                trimmed=len(tokens) - len(kept),
+            )
+        )
+    return out
+
+
+def _views(
+    canvas: Canvas, x: torch.Tensor, denoiser: Denoiser
+) -> list[HoleView]:
+    ids = x.tolist()
+    return [
+        HoleView(r.hole, list(r.positions), [ids[p] for p in r.positions]) for r in canvas.runs
+    ]
+
+
+def _reviewer(
+    constraint: Constraint,
+    request: InfillRequest,
+    canvas: Canvas,
+    denoiser: Denoiser,
+    decode: Callable[[list[int]], str],
+):
+    def review(x: torch.Tensor):
+        view = CanvasView(
+            text=request.text,
+            language=request.language,
+            holes=_views(canvas, x, denoiser),
+            mask_id=denoiser.mask_id,
+            end_ids=denoiser.end_ids,
+            tokenizer=denoiser.tokenizer,
+            decode=decode,
+        )
+        return constraint.review(view)
+
+    return review
+
+
+def _progress(
+    on_step: Callable[[StepInfo], None],
+    canvas: Canvas,
+    denoiser: Denoiser,
+    decode: Callable[[list[int]], str],
+    offset: int,
+):
+    def report(step: int, total: int, left: int, committed: int, x: torch.Tensor) -> None:
+        def texts() -> list[str]:
+            ids = x.tolist()
+            return [decode(_kept([ids[p] for p in r.positions], denoiser)) for r in canvas.runs]
+
+        on_step(StepInfo(offset + step, offset + total, left, committed, texts))
+
+    return report

@@ -1,0 +1,53 @@
+"""Model families and the one door to them: ``load_denoiser(DIR)``.
+
+Each family module offers ``FAMILY``, ``detects(config) -> bool`` and
+``load(path, config, device, dtype) -> Denoiser``. Detection reads only ``config.json``, so a
+user can ask which family a directory is without loading gigabytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from ..types import Denoiser
+from . import lacuna
+from .weights import ModelLoadError, pick_device, pick_dtype, read_config
+
+#: Checked in order; the first family whose ``detects`` accepts the config wins.
+FAMILIES: list[ModuleType] = [lacuna]
+
+
+@dataclass(frozen=True)
+class Detected:
+    family: str
+    module: ModuleType
+    config: dict
+
+
+def detect_family(path: str | Path) -> Detected:
+    """The family of the checkpoint at ``path``, or a ModelLoadError saying why not."""
+    config = read_config(path)
+    for module in FAMILIES:
+        if module.detects(config):
+            return Detected(module.FAMILY, module, config)
+    kind = config.get("model_type", "<none>")
+    archs = ", ".join(config.get("architectures") or []) or "<none>"
+    known = ", ".join(m.FAMILY for m in FAMILIES)
+    raise ModelLoadError(
+        f"{path}: model_type {kind!r} / architectures {archs} is no family Lacuna knows "
+        f"(supported: {known})"
+    )
+
+
+def load_denoiser(
+    path: str | Path, device: str | None = "auto", dtype: str | None = "auto"
+) -> Denoiser:
+    """Load the checkpoint at ``path`` through its family's own module."""
+    found = detect_family(path)
+    dev = pick_device(device)
+    return found.module.load(Path(path), found.config, dev, pick_dtype(dtype, dev))
+
+
+__all__ = ["FAMILIES", "Detected", "ModelLoadError", "detect_family", "load_denoiser"]

@@ -1,0 +1,157 @@
+"""Reading a local checkpoint: config, safetensors shards, tokenizer; with clear errors.
+
+Weights stream shard by shard, each tensor cast and moved to its device as it is read, into
+a module built on the meta device: no full fp32 copy ever exists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class ModelLoadError(RuntimeError):
+    """A model directory that cannot be loaded; the message says which file and why."""
+
+
+def read_config(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"model directory {path} does not exist")
+    if not path.is_dir():
+        raise ModelLoadError(f"model path {path} is not a directory")
+    cfg = path / "config.json"
+    if not cfg.exists():
+        raise ModelLoadError(f"{path} has no config.json: not a model directory")
+    try:
+        data = json.loads(cfg.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelLoadError(f"{cfg} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{cfg} must hold a JSON object")
+    return data
+
+
+def shard_files(path: str | Path) -> list[Path]:
+    """The safetensors files of a checkpoint, following ``model.safetensors.index.json``."""
+    path = Path(path)
+    index = path / "model.safetensors.index.json"
+    if index.exists():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ModelLoadError(f"{index} is not a valid shard index: {e}") from None
+        files = [path / name for name in dict.fromkeys(weight_map.values())]
+        missing = [f.name for f in files if not f.exists()]
+        if missing:
+            raise ModelLoadError(f"{path} lacks shards named in its index: {', '.join(missing)}")
+        return files
+    single = path / "model.safetensors"
+    if single.exists():
+        return [single]
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        raise ModelLoadError(f"{path} has no safetensors weights (model.safetensors)")
+    return files
+
+
+def iter_tensors(path: str | Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(name, tensor)`` for every tensor of every shard, one at a time, on the CPU."""
+    from safetensors import SafetensorError, safe_open
+
+    for file in shard_files(path):
+        try:
+            with safe_open(str(file), framework="pt", device="cpu") as f:
+                for name in f.keys():
+                    yield name, f.get_tensor(name)
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ModelLoadError(f"weights file {file} is corrupt or unreadable: {e}") from None
+
+
+def load_into(
+    module: nn.Module,
+    path: str | Path,
+    rename: Callable[[str], str | None],
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    transform: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+) -> None:
+    """Fill a meta-device ``module`` from the checkpoint at ``path``.
+
+    ``rename`` maps a checkpoint name to the module's parameter name (``None`` skips it);
+    ``transform`` may reshape a tensor on the way (fused projections, permutations).
+    Every parameter must be found, with the shape the module expects.
+    """
+    expected = dict(module.named_parameters())
+    loaded: set[str] = set()
+    for name, tensor in iter_tensors(path):
+        target = rename(name)
+        if target is None:
+            continue
+        if transform is not None:
+            tensor = transform(name, tensor)
+        if target not in expected:
+            raise ModelLoadError(f"checkpoint tensor {name!r} has no place in the model")
+        want = expected[target].shape
+        if tuple(tensor.shape) != tuple(want):
+            raise ModelLoadError(
+                f"checkpoint tensor {name!r} has shape {tuple(tensor.shape)}, "
+                f"the config implies {tuple(want)}"
+            )
+        owner_name, _, leaf = target.rpartition(".")
+        owner = module.get_submodule(owner_name) if owner_name else module
+        value = tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
+        owner._parameters[leaf] = nn.Parameter(value, requires_grad=False)
+        loaded.add(target)
+    tie = getattr(module, "tie_weights", None)
+    if tie is not None:
+        tie()
+    missing = [
+        n for n, p in module.named_parameters(remove_duplicate=False)
+        if p.device.type == "meta"
+    ]
+    if missing:
+        shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+        raise ModelLoadError(f"checkpoint at {path} lacks {len(missing)} tensors: {shown}")
+
+
+def load_tokenizer(path: str | Path):
+    """A fast tokenizer from local files only (offsets need the Rust tokenizer)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:  # transformers raises many types for a broken directory
+        raise ModelLoadError(f"cannot load the tokenizer in {path}: {e}") from None
+    if not getattr(tok, "is_fast", False):
+        raise ModelLoadError(f"the tokenizer in {path} has no fast (tokenizer.json) version")
+    return tok
+
+
+def pick_device(device: str | None) -> torch.device:
+    """``auto``/``None``: CUDA when present, else CPU; anything else as given."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ModelLoadError(f"unknown device {device!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("device 'cuda' was asked for, but no CUDA GPU is available")
+    return dev
+
+
+def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
+    """bf16 on CUDA, fp32 on CPU (this CPU has no native bf16: it is 3-5x slower there)."""
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if dtype not in table:
+        raise ModelLoadError(f"unknown dtype {dtype!r} (use {', '.join(sorted(table))})")
+    return table[dtype]

@@ -1,0 +1,148 @@
+"""Planning: tokenize around the holes, choose context windows, lay out mask runs.
+
+A canvas is one sequence the model sees: ``prefix_ids + context + masks + context + ... +
+suffix_ids``. Holes close enough to share the model's window share one canvas and are
+denoised together; holes too far apart get canvases of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .types import Denoiser, Hole, InfillError
+
+#: A token covers at least one character, usually three or four; tokenizing this many
+#: characters per wanted token keeps huge files cheap without starving the window.
+CHARS_PER_TOKEN_CAP = 32
+#: Holes share a canvas only if each keeps at least this much context on each side.
+MIN_SIDE_CONTEXT = 16
+
+
+@dataclass(frozen=True)
+class MaskRun:
+    """The canvas positions of one hole."""
+
+    hole: Hole
+    positions: range
+
+    @property
+    def exact(self) -> bool:
+        return self.hole.length.mode == "exact"
+
+
+@dataclass(frozen=True)
+class Canvas:
+    ids: list[int]
+    runs: list[MaskRun]
+    #: Document characters ``[start, end)`` whose tokens are in the canvas as context.
+    window: tuple[int, int]
+
+    @property
+    def masks(self) -> int:
+        return sum(len(r.positions) for r in self.runs)
+
+
+@dataclass(frozen=True)
+class _Tokens:
+    """A tokenized stretch of the document: ids and absolute character offsets."""
+
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+    start: int
+    end: int
+    #: The stretch was cut short because it was huge; its far edge is not exact.
+    clipped: bool = False
+
+
+def _tokenize(tokenizer: object, text: str, start: int, end: int, *, keep: str,
+              cap: int) -> _Tokens:
+    """Tokens of ``text[start:end]`` with document offsets from the tokenizer itself.
+
+    Huge stretches are clipped to ``cap`` characters on the side away from the hole
+    (``keep`` says which end matters) and the token at the cut is dropped, since it was
+    made from half a word.
+    """
+    clipped = end - start > cap
+    if clipped:
+        start, end = (end - cap, end) if keep == "end" else (start, start + cap)
+    enc = tokenizer(text[start:end], add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(enc["input_ids"])
+    offsets = [(start + a, start + b) for a, b in enc["offset_mapping"]]
+    if clipped and ids:
+        ids, offsets = (ids[1:], offsets[1:]) if keep == "end" else (ids[:-1], offsets[:-1])
+    return _Tokens(ids, offsets, start, end, clipped)
+
+
+def plan(
+    text: str,
+    holes: Sequence[Hole],
+    denoiser: Denoiser,
+    context_tokens: int | None = None,
+) -> list[Canvas]:
+    """Canvases for validated, sorted ``holes`` that fit ``denoiser.max_length``."""
+    tok = denoiser.tokenizer
+    room = denoiser.max_length - len(denoiser.prefix_ids) - len(denoiser.suffix_ids)
+    if context_tokens is not None and context_tokens < 0:
+        raise InfillError(f"context budget must be >= 0, got {context_tokens}")
+    cap = max(room, 1) * CHARS_PER_TOKEN_CAP
+    for h in holes:
+        if h.length.tokens > room - 2 * MIN_SIDE_CONTEXT:
+            raise InfillError(
+                f"hole {h.start}:{h.end} asks for {h.length.tokens} tokens, but the model's "
+                f"window of {denoiser.max_length} tokens leaves room for at most "
+                f"{max(room - 2 * MIN_SIDE_CONTEXT, 0)}"
+            )
+
+    # Group neighbouring holes while their masks and the text between them fit.
+    groups: list[list[tuple[Hole, _Tokens | None]]] = []
+    for h in holes:
+        if groups:
+            last = groups[-1][-1][0]
+            between = _tokenize(tok, text, last.end, h.start, keep="start", cap=cap)
+            used = sum(g.length.tokens + (len(t.ids) if t else 0) for g, t in groups[-1])
+            if (
+                not between.clipped
+                and used + len(between.ids) + h.length.tokens + 2 * MIN_SIDE_CONTEXT <= room
+            ):
+                groups[-1][-1] = (last, between)
+                groups[-1].append((h, None))
+                continue
+        groups.append([(h, None)])
+
+    canvases = []
+    for gi, group in enumerate(groups):
+        first, last = group[0][0], group[-1][0]
+        left_edge = groups[gi - 1][-1][0].end if gi else 0
+        right_edge = groups[gi + 1][0][0].start if gi + 1 < len(groups) else len(text)
+        used = sum(h.length.tokens + (len(t.ids) if t else 0) for h, t in group)
+        spare = room - used
+        if context_tokens is not None:
+            spare = min(spare, context_tokens)
+        before = _tokenize(tok, text, left_edge, first.start, keep="end", cap=cap)
+        after = _tokenize(tok, text, last.end, right_edge, keep="start", cap=cap)
+        n_before, n_after = _split(spare, len(before.ids), len(after.ids))
+
+        ids = list(denoiser.prefix_ids)
+        ids += before.ids[len(before.ids) - n_before :]
+        win_start = before.offsets[-n_before][0] if n_before else first.start
+        runs = []
+        for h, between in group:
+            runs.append(MaskRun(h, range(len(ids), len(ids) + h.length.tokens)))
+            ids += [denoiser.mask_id] * h.length.tokens
+            if between is not None:
+                ids += between.ids
+        ids += after.ids[:n_after]
+        win_end = after.offsets[n_after - 1][1] if n_after else last.end
+        ids += list(denoiser.suffix_ids)
+        canvases.append(Canvas(ids, runs, (win_start, win_end)))
+    return canvases
+
+
+def _split(spare: int, have_before: int, have_after: int) -> tuple[int, int]:
+    """Share ``spare`` context tokens between prefix and suffix, centred on the holes."""
+    spare = max(spare, 0)
+    n_before = min(have_before, spare // 2)
+    n_after = min(have_after, spare - n_before)
+    n_before = min(have_before, spare - n_after)
+    return n_before, n_after

@@ -1,0 +1,196 @@
+"""The reverse process: from a canvas full of masks to committed tokens.
+
+Each step is one forward pass. Every masked position gets a candidate token and a
+confidence; the most confident are committed (LLaDA's low-confidence remasking on a step
+schedule, or Fast-dLLM's confidence threshold), the rest stay masked. A reviewer (the
+syntax constraint) may send committed tokens back to the mask, with that token forbidden
+at that position from then on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from .types import Cancelled, Denoiser, Remask, SamplingOptions
+
+Review = Callable[[torch.Tensor], list[Remask]]
+StepCallback = Callable[[int, int, int, int, torch.Tensor], None]
+
+
+@dataclass
+class Sampled:
+    ids: torch.Tensor
+    #: Confidence at commit time, by canvas position.
+    confidence: dict[int, float]
+    steps: int
+    forward_passes: int
+    remasked: int = 0
+    #: ``None`` without a reviewer; else whether the last review found nothing to remask.
+    satisfied: bool | None = None
+    forbidden: dict[int, set[int]] = field(default_factory=dict)
+
+
+def _filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cum = torch.softmax(sorted_logits, dim=-1).cumsum(-1)
+        drop = cum - torch.softmax(sorted_logits, dim=-1) >= top_p  # keep the first over p
+        sorted_logits = sorted_logits.masked_fill(drop, -math.inf)
+        logits = torch.full_like(logits, -math.inf).scatter(-1, order, sorted_logits)
+    return logits
+
+
+def choose_tokens(
+    logits: torch.Tensor, options: SamplingOptions, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Candidate token and its confidence (model probability) for each row of ``logits``."""
+    logits = logits.float()
+    probs = torch.softmax(logits, dim=-1)
+    if options.temperature == 0:
+        tokens = logits.argmax(dim=-1)
+    else:
+        filtered = _filter_logits(logits / options.temperature, options.top_k, options.top_p)
+        sample_probs = torch.softmax(filtered, dim=-1)
+        tokens = torch.multinomial(sample_probs, 1, generator=generator).squeeze(-1)
+    conf = probs.gather(-1, tokens[:, None]).squeeze(-1)
+    return tokens, conf
+
+
+def _blocks(positions: list[int], block_length: int | None) -> list[list[int]]:
+    if not block_length:
+        return [positions]
+    return [positions[i : i + block_length] for i in range(0, len(positions), block_length)]
+
+
+@torch.inference_mode()
+def sample(
+    denoiser: Denoiser,
+    ids: list[int],
+    mask_positions: list[int],
+    options: SamplingOptions,
+    *,
+    exact_positions: frozenset[int] = frozenset(),
+    review: Review | None = None,
+    on_step: StepCallback | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> Sampled:
+    """Denoise ``mask_positions`` of ``ids``; the rest of the canvas is never changed.
+
+    At auto-length positions the family's end tokens may be chosen (and are trimmed later);
+    at ``exact_positions`` they are forbidden, as is the mask token everywhere.
+    """
+    device = _device_of(denoiser)
+    x = torch.tensor(ids, dtype=torch.long, device=device)
+    mask_id = denoiser.mask_id
+    generator = torch.Generator(device=device).manual_seed(options.seed)
+    positions = sorted(mask_positions)
+    blocks = _blocks(positions, options.block_length)
+    total_masks = len(positions)
+    steps_wanted = options.steps or total_masks
+    # Steps per block in proportion to its size; every block gets at least one.
+    block_steps = [max(1, round(steps_wanted * len(b) / max(total_masks, 1))) for b in blocks]
+
+    never = torch.tensor(sorted({mask_id}), device=device)
+    end_ids = torch.tensor(sorted(denoiser.end_ids), dtype=torch.long, device=device)
+    forbidden: dict[int, set[int]] = {}
+    confidence: dict[int, float] = {}
+    remask_budget = options.max_remask_rounds * max(total_masks, 1)
+    remasked = 0
+    steps = passes = 0
+    satisfied: bool | None = None
+    total_estimate = sum(block_steps)
+
+    def masked_in(block: list[int]) -> list[int]:
+        return [p for p in block if int(x[p]) == mask_id]
+
+    bi = 0
+    block_step = 0
+    while True:
+        # Find the first block that still has masks (a review may reopen an earlier one).
+        open_blocks = [i for i, b in enumerate(blocks) if masked_in(b)]
+        if not open_blocks:
+            if review is None:
+                break
+            remasks = review(x)
+            satisfied = not remasks
+            if not remasks:
+                break
+            if remasked + len(remasks) > remask_budget:
+                break
+            reopened = _apply_remasks(x, remasks, mask_id, forbidden)
+            if not reopened:
+                break
+            remasked += reopened
+            total_estimate += 1
+            continue
+        if open_blocks[0] != bi:
+            bi, block_step = open_blocks[0], 0
+        block = masked_in(blocks[bi])
+        if should_cancel is not None and should_cancel():
+            raise Cancelled("the fill was cancelled")
+
+        all_masked = [p for p in positions if int(x[p]) == mask_id]
+        pos_t = torch.tensor(block, dtype=torch.long, device=device)
+        logits = denoiser.logits(x[None], positions=pos_t)[0].float()
+        passes += 1
+        logits[:, never] = -math.inf
+        for row, p in enumerate(block):
+            if p in exact_positions and len(end_ids):
+                logits[row, end_ids] = -math.inf
+            if p in forbidden:
+                logits[row, list(forbidden[p])] = -math.inf
+        tokens, conf = choose_tokens(logits, options, generator)
+
+        remaining_steps = block_steps[bi] - block_step
+        if options.threshold is not None:
+            k = max(1, int((conf >= options.threshold).sum()))
+        else:
+            k = math.ceil(len(block) / max(1, remaining_steps))
+        k = min(k, len(block))
+        if options.remasking == "random" and options.threshold is None:
+            score = torch.rand(len(block), generator=generator, device=device)
+        else:
+            score = conf
+        chosen = torch.topk(score, k).indices.tolist()
+        for row in chosen:
+            p = block[row]
+            x[p] = tokens[row]
+            confidence[p] = float(conf[row])
+        steps += 1
+        block_step += 1
+        if review is not None and len(all_masked) > k:
+            remasks = review(x)
+            if remasks and remasked + len(remasks) <= remask_budget:
+                remasked += _apply_remasks(x, remasks, mask_id, forbidden)
+                total_estimate += 1
+        if on_step is not None:
+            left = sum(1 for p in positions if int(x[p]) == mask_id)
+            on_step(steps, max(total_estimate, steps + (1 if left else 0)), left, k, x)
+
+    return Sampled(x.cpu(), confidence, steps, passes, remasked, satisfied, forbidden)
+
+
+def _apply_remasks(
+    x: torch.Tensor, remasks: list[Remask], mask_id: int, forbidden: dict[int, set[int]]
+) -> int:
+    count = 0
+    for r in remasks:
+        token = int(x[r.position])
+        if token == mask_id:
+            continue
+        x[r.position] = mask_id
+        forbidden.setdefault(r.position, set()).add(token if r.forbid is None else r.forbid)
+        count += 1
+    return count
+
+
+def _device_of(denoiser: Denoiser) -> torch.device:
+    device = getattr(denoiser, "device", None)
+    return torch.device(device) if device is not None else torch.device("cpu")
