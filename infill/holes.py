@@ -14,11 +14,12 @@ MAX_HOLE_TOKENS = 4096
 
 
 def _marker_pattern(marker: str) -> re.Pattern[str]:
-    """``[MASK]`` also matches ``[MASK:12]``: the marker with a token count before its end."""
+    """``[MASK]`` also matches ``[MASK:12]``: a token count before the closing brackets."""
     if not marker:
         raise InfillError("the marker text must not be empty")
-    if len(marker) >= 2 and marker[-1] in ")]}>":
-        head, tail = re.escape(marker[:-1]), re.escape(marker[-1])
+    body = marker.rstrip(")]}>")
+    if body and body != marker:
+        head, tail = re.escape(body), re.escape(marker[len(body) :])
         return re.compile(f"{head}(?::(?P<n>[^{tail}\\s]*))?{tail}")
     return re.compile(re.escape(marker))
 

@@ -42,7 +42,9 @@ def transformer_config(config: dict) -> TransformerConfig:
             tie_embeddings=bool(config.get("tie_word_embeddings", False)),
         )
     except KeyError as e:
-        raise ModelLoadError(f"config.json lacks {e.args[0]!r}, needed by the Llama shape") from None
+        raise ModelLoadError(
+            f"config.json lacks {e.args[0]!r}, needed by the Llama shape"
+        ) from None
 
 
 class LacunaDenoiser:
@@ -64,7 +66,9 @@ class LacunaDenoiser:
         self.shift = bool(meta.get("shift_logits", True))
         self.max_length = int(meta.get("max_length", model.cfg.max_position))
         if self.shift and not self.prefix_ids:
-            raise ModelLoadError("a shifted family needs prefix_token_ids (position 0 has no logit)")
+            raise ModelLoadError(
+                "a shifted family needs prefix_token_ids (position 0 has no logit)"
+            )
         self.config = config
 
     def logits(self, ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,0 +1,34 @@
+"""What a loaded denoiser is, in numbers a user can check (``lacuna doctor``)."""
+
+from __future__ import annotations
+
+import torch
+
+from ..types import Denoiser
+
+
+def describe(denoiser: Denoiser) -> dict[str, object]:
+    """Family, parameter count, dtype, device and weight memory of a loaded denoiser."""
+    module = getattr(denoiser, "model", None)
+    params = weight_bytes = 0
+    dtypes: set[str] = set()
+    if isinstance(module, torch.nn.Module):
+        seen: set[int] = set()
+        for t in [*module.parameters(), *module.buffers()]:
+            if id(t) in seen:
+                continue
+            seen.add(id(t))
+            weight_bytes += t.numel() * t.element_size()
+            if t.is_floating_point() or t.dtype in (torch.uint8, torch.int8):
+                params += t.numel()
+                dtypes.add(str(t.dtype).removeprefix("torch."))
+    return {
+        "family": denoiser.family,
+        "parameters": params,
+        "dtype": str(getattr(denoiser, "dtype", "")).removeprefix("torch.")
+        or ",".join(sorted(dtypes)),
+        "device": str(getattr(denoiser, "device", "cpu")),
+        "weight_bytes": weight_bytes,
+        "max_length": denoiser.max_length,
+        "mask_id": denoiser.mask_id,
+    }

@@ -1,0 +1,1 @@
+"""Lacuna: local infilling for editors with masked-diffusion language models."""

@@ -1,0 +1,240 @@
+"""The ``lacuna`` command: fill a file, check the install, serve editors.
+
+Errors are one line on stderr, exit status 2, and the file is left as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+#: Files larger than this are refused before reading: a fill needs a window, not the world.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+EXTENSION_LANGUAGES = {
+    ".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript",
+    ".cjs": "javascript", ".jsx": "javascriptreact", ".ts": "typescript",
+    ".tsx": "typescriptreact", ".rs": "rust", ".go": "go", ".java": "java", ".c": "c",
+    ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".hpp": "cpp", ".md": "markdown",
+    ".markdown": "markdown", ".rst": "restructuredtext", ".txt": "plaintext",
+}
+
+
+class CliError(Exception):
+    """A user-facing failure; the message is printed as is."""
+
+
+def read_text_file(path: Path) -> str:
+    """The file's text, byte-exact (no newline translation), or a CliError saying why not."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such file") from None
+    except OSError as e:
+        raise CliError(f"{path}: {e.strerror}") from None
+    if path.is_dir():
+        raise CliError(f"{path} is a directory, not a file")
+    if size > MAX_FILE_BYTES:
+        raise CliError(f"{path} is {size / 2**20:.1f} MiB; Lacuna fills files up to "
+                       f"{MAX_FILE_BYTES // 2**20} MiB")
+    data = path.read_bytes()
+    if b"\x00" in data[:65536]:
+        raise CliError(f"{path} looks binary (it contains NUL bytes); Lacuna fills text files")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CliError(f"{path} is not UTF-8 text (bad byte at offset {e.start})") from None
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` in one rename, keeping its permissions; never a half-written file."""
+    mode = path.stat().st_mode
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8"))
+        os.chmod(tmp, mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load(model: str | None, device: str | None):
+    from infill.models import load_denoiser
+    from infill.models.default import resolve_model
+
+    path, note = resolve_model(model)
+    if note:
+        print(f"lacuna: {note}", file=sys.stderr)
+    return load_denoiser(path, device=device or "auto"), path
+
+
+def cmd_fill(args: argparse.Namespace) -> int:
+    from infill.edits import apply_edits, edits_from_result
+    from infill.engine import fill
+    from infill.holes import find_markers, holes_from_ranges, parse_range, validate_holes
+    from infill.types import InfillRequest, SamplingOptions
+
+    path = Path(args.file)
+    text = read_text_file(path)
+    if args.range:
+        holes = holes_from_ranges([parse_range(r) for r in args.range], budget=args.budget)
+    else:
+        holes = find_markers(text, args.marker, budget=args.budget)
+    options = SamplingOptions(
+        steps=args.steps, block_length=args.block_length, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, seed=args.seed, threshold=args.threshold,
+    )
+    language = args.language or EXTENSION_LANGUAGES.get(path.suffix.lower(), "plaintext")
+    request = InfillRequest(text, holes, language=language, options=options,
+                            constrain=args.constrain, context_tokens=args.context)
+    # Validate before paying for the model: bad input fails in milliseconds.
+    validate_holes(text, holes)
+    denoiser, _ = _load(args.model, args.device)
+    constraint = None
+    if args.constrain:
+        constraint = _syntax_constraint(language)
+    result = fill(request, denoiser, constraint=constraint)
+    filled = apply_edits(text, edits_from_result(result))
+    if args.write:
+        write_text_atomically(path, filled)
+    else:
+        sys.stdout.buffer.write(filled.encode("utf-8"))
+        sys.stdout.flush()
+    if result.constraint_satisfied is False:
+        print("lacuna: warning: the fill still has syntax errors the constraint could not "
+              "repair within its remask budget", file=sys.stderr)
+    if args.stats:
+        print(f"lacuna: {result.stats()}", file=sys.stderr)
+    return 0
+
+
+def _syntax_constraint(language: str):
+    try:
+        from grammars import syntax_constraint
+    except ImportError:
+        raise CliError("the syntax constraint is not available in this install") from None
+    constraint = syntax_constraint(language)
+    if constraint is None:
+        raise CliError(f"no grammar for language {language!r}: drop --constrain or pass "
+                       "--language with a supported one")
+    return constraint
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import platform
+
+    import torch
+
+    rows: list[tuple[str, str]] = [
+        ("python", platform.python_version()),
+        ("torch", torch.__version__),
+        ("cuda", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available"),
+    ]
+    rows.append(("bitsandbytes", _version_of("bitsandbytes")))
+    rows.append(("tree-sitter", _version_of("tree_sitter", dist="tree-sitter")))
+    rows.append(("pygls", _version_of("pygls")))
+    from infill.models import detect_family, load_denoiser
+    from infill.models.default import resolve_model
+    from infill.models.report import describe
+
+    path, note = resolve_model(args.model)
+    rows.append(("model", str(path)))
+    if note:
+        rows.append(("note", note))
+    found = detect_family(path)
+    rows.append(("family", found.family))
+    info = describe(load_denoiser(path, device=args.device or "auto"))
+    rows += [
+        ("parameters", f"{info['parameters']:,}"),
+        ("dtype", str(info["dtype"])),
+        ("device", str(info["device"])),
+        ("weight memory", f"{int(info['weight_bytes']) / 2**20:.1f} MiB"),
+        ("window", f"{info['max_length']} tokens"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def _version_of(module: str, dist: str | None = None) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist or module)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from lsp_server.server import serve
+
+    init = {k: v for k, v in {"model": args.model, "device": args.device}.items() if v}
+    serve(args.tcp, init)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lacuna", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    f = sub.add_parser("fill", help="fill [MASK] markers or character ranges of a file")
+    f.add_argument("file")
+    f.add_argument("--range", action="append", metavar="START:END",
+                   help="character offsets to fill (repeatable); default: every marker")
+    f.add_argument("--marker", default="[MASK]", help="marker text (default: [MASK])")
+    f.add_argument("--budget", type=int, default=32,
+                   help="token budget of auto-length holes (default: 32)")
+    f.add_argument("--steps", type=int, help="denoising steps (default: one per token)")
+    f.add_argument("--block-length", type=int, help="semi-autoregressive block length")
+    f.add_argument("--threshold", type=float, help="commit every token above this confidence")
+    f.add_argument("--temperature", type=float, default=0.0)
+    f.add_argument("--top-k", type=int)
+    f.add_argument("--top-p", type=float)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--context", type=int, help="context tokens around the holes")
+    f.add_argument("--language", help="LSP language id (default: from the file extension)")
+    f.add_argument("--constrain", action="store_true", help="tree-sitter syntax constraint")
+    f.add_argument("--write", action="store_true", help="write the file in place")
+    f.add_argument("--stats", action="store_true", help="print sampler statistics to stderr")
+    _model_args(f)
+    f.set_defaults(run=cmd_fill)
+
+    d = sub.add_parser("doctor", help="show what is installed and which model would load")
+    _model_args(d)
+    d.set_defaults(run=cmd_doctor)
+
+    s = sub.add_parser("serve", help="run the language server (stdio by default)")
+    s.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    _model_args(s)
+    s.set_defaults(run=cmd_serve)
+    return p
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model directory (default: $LACUNA_MODEL, then built-in)")
+    p.add_argument("--device", help="auto, cpu or cuda (default: auto)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from infill.models.weights import ModelLoadError
+    from infill.types import InfillError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (CliError, InfillError, ModelLoadError) as e:
+        print(f"lacuna: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lacuna: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""`lacuna fill` and `lacuna doctor` as a user runs them, good input and bad."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from lacuna.cli import main
+
+TWO_MARKERS = "def area(w, h):\r\n    return [MASK]\r\n\r\n# 漢字 🙂 stays\r\nprint([MASK:3])\r\n"
+
+
+@pytest.fixture
+def model_env(tiny_model_dir, monkeypatch):
+    monkeypatch.setenv("LACUNA_MODEL", str(tiny_model_dir))
+    return tiny_model_dir
+
+
+def run(capfdbinary, *argv):
+    code = main(list(argv))
+    out, err = capfdbinary.readouterr()
+    return code, out.decode("utf-8"), err.decode("utf-8")
+
+
+def test_fill_two_markers_keeps_every_other_byte(tmp_path, model_env, capfdbinary):
+    src = tmp_path / "two.py"
+    src.write_bytes(TWO_MARKERS.encode())
+    code, out, err = run(capfdbinary, "fill", str(src), "--seed", "1")
+    assert code == 0, err
+    assert "[MASK" not in out
+    head, rest = TWO_MARKERS.split("[MASK]")
+    middle, tail = rest.split("[MASK:3]")
+    assert out.startswith(head) and out.endswith(tail)
+    fill_1 = out[len(head) : out.index(middle, len(head))]
+    assert out[len(head) + len(fill_1) :].startswith(middle)
+    assert src.read_bytes() == TWO_MARKERS.encode()  # stdout only, file untouched
+
+
+def test_fill_ranges_and_write_in_place(tmp_path, model_env, capfdbinary):
+    src = tmp_path / "r.txt"
+    src.write_text("keep [this] keep", encoding="utf-8")
+    code, out, _ = run(capfdbinary, "fill", str(src), "--range", "5:11", "--write")
+    assert code == 0 and out == ""
+    text = src.read_text(encoding="utf-8")
+    assert text.startswith("keep ") and text.endswith(" keep")
+
+
+@pytest.mark.parametrize(
+    "content, argv, message",
+    [
+        (b"abc", ["--range", "2:99"], "outside the document"),
+        (b"abcdef", ["--range", "0:4", "--range", "3:5"], "overlap"),
+        (b"", [], "empty"),
+        (b"\x7fELF\x00\x01\x02", [], "binary"),
+        (b"\xff\xfe bad", [], "not UTF-8"),
+        (b"x = [MASK:zero]", [], "bad marker length"),
+        (b"no markers here", [], "nothing to fill"),
+        (b"x = [MASK]", ["--range", "a:b"], "bad range"),
+        (b"x = [MASK]", ["--model", "/nonexistent/model"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_the_file_is_untouched(
+    tmp_path, model_env, capfdbinary, content, argv, message
+):
+    src = tmp_path / "in.py"
+    src.write_bytes(content)
+    code, out, err = run(capfdbinary, "fill", str(src), "--write", *argv)
+    assert code == 2
+    assert out == ""
+    lines = [ln for ln in err.splitlines() if ln.startswith("lacuna: error:")]
+    assert len(lines) == 1 and message in lines[0], err
+    assert src.read_bytes() == content
+
+
+def test_a_corrupt_model_is_named(tmp_path, tiny_model_dir, capfdbinary):
+    bad = tmp_path / "bad-model"
+    shutil.copytree(tiny_model_dir, bad)
+    weights = bad / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    src = tmp_path / "f.py"
+    src.write_text("x = [MASK]\n")
+    code, _, err = run(capfdbinary, "fill", str(src), "--model", str(bad))
+    assert code == 2 and "corrupt" in err and "model.safetensors" in err
+
+    (bad / "config.json").write_text("{not json")
+    code, _, err = run(capfdbinary, "fill", str(src), "--model", str(bad))
+    assert code == 2 and "config.json is not valid JSON" in err
+
+
+def test_a_missing_file_and_a_huge_file(tmp_path, model_env, capfdbinary):
+    code, _, err = run(capfdbinary, "fill", str(tmp_path / "nope.py"))
+    assert code == 2 and "no such file" in err
+    huge = tmp_path / "huge.txt"
+    with huge.open("wb") as f:
+        f.truncate(17 * 2**20)
+    code, _, err = run(capfdbinary, "fill", str(huge))
+    assert code == 2 and "MiB" in err
+
+
+def test_doctor_names_the_model_family_and_size(model_env, capfdbinary):
+    code, out, _ = run(capfdbinary, "doctor")
+    assert code == 0
+    assert "torch" in out and "family         lacuna" in out
+    assert "parameters" in out and "device         cpu" in out
+
+
+def test_the_console_entry_point_runs(tmp_path, model_env):
+    src = tmp_path / "m.md"
+    src.write_text("# Title\n\nSome [MASK:4] text.\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "lacuna", "fill", str(src)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# Title\n\nSome ") and proc.stdout.endswith(" text.\n")

@@ -1,0 +1,92 @@
+"""The Lacuna family: real loading, the same network as transformers' Llama, shift realigned."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from infill.models import ModelLoadError, detect_family, load_denoiser
+
+
+def test_native_network_matches_transformers_llama(tiny_model_dir, tiny_denoiser):
+    from transformers import LlamaForCausalLM
+
+    reference = LlamaForCausalLM.from_pretrained(str(tiny_model_dir)).eval()
+    ids = torch.tensor([[2, 40, 41, 42, 43, 44, 45, 46]])
+    with torch.no_grad():
+        want = reference(ids).logits
+    got = tiny_denoiser.model(ids, causal=True)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_logits_are_realigned_so_row_i_scores_token_i(tiny_denoiser):
+    ids = torch.tensor([[2, 40, 1, 1, 43, 44]])
+    raw = tiny_denoiser.model(ids)
+    aligned = tiny_denoiser.logits(ids)
+    torch.testing.assert_close(aligned[:, 2], raw[:, 1])
+    torch.testing.assert_close(aligned[:, 5], raw[:, 4])
+    assert not torch.allclose(aligned[:, 2], raw[:, 2])
+    rows = tiny_denoiser.logits(ids, positions=torch.tensor([2, 3]))
+    torch.testing.assert_close(rows, aligned[:, 2:4])
+
+
+def test_attention_is_bidirectional(tiny_denoiser):
+    a = tiny_denoiser.logits(torch.tensor([[2, 40, 1, 43]]))
+    b = tiny_denoiser.logits(torch.tensor([[2, 40, 1, 50]]))
+    assert not torch.allclose(a[:, 2], b[:, 2])  # the suffix reaches the hole
+
+
+def test_detection_reads_only_the_config(tiny_model_dir):
+    found = detect_family(tiny_model_dir)
+    assert found.family == "lacuna"
+    assert found.config["lacuna"]["mask_token_id"] == 1
+
+
+def test_loading_errors_name_the_problem(tmp_path, tiny_model_dir):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_denoiser(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        load_denoiser(tmp_path / "empty")
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_model_dir, other)
+    config = json.loads((other / "config.json").read_text())
+    del config["lacuna"]
+    config["model_type"] = "gpt2"
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="'gpt2'.*supported"):
+        load_denoiser(other)
+
+    wrong = tmp_path / "wrong-shape"
+    shutil.copytree(tiny_model_dir, wrong)
+    config = json.loads((wrong / "config.json").read_text())
+    config["hidden_size"] = 128
+    (wrong / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="shape"):
+        load_denoiser(wrong)
+
+
+def test_sharded_checkpoints_load_through_the_index(tmp_path, tiny_model_dir, tiny_denoiser):
+    from safetensors.torch import load_file, save_file
+
+    sharded = tmp_path / "sharded"
+    shutil.copytree(tiny_model_dir, sharded)
+    state = load_file(str(sharded / "model.safetensors"))
+    (sharded / "model.safetensors").unlink()
+    names = sorted(state)
+    half = len(names) // 2
+    weight_map = {}
+    for i, part in enumerate([names[:half], names[half:]]):
+        file = f"model-0000{i + 1}-of-00002.safetensors"
+        save_file({n: state[n] for n in part}, str(sharded / file))
+        weight_map.update(dict.fromkeys(part, file))
+    (sharded / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    den = load_denoiser(sharded, device="cpu")
+    ids = torch.tensor([[2, 40, 1, 43]])
+    torch.testing.assert_close(den.logits(ids), tiny_denoiser.logits(ids))
+
+    (sharded / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="lacks shards"):
+        load_denoiser(sharded)
