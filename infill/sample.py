@@ -110,6 +110,8 @@ def sample(
     def masked_in(block: list[int]) -> list[int]:
         return [p for p in block if int(x[p]) == mask_id]
 
+    use_cache = options.cache and hasattr(denoiser, "prefill")
+    cache, cache_block, since_refresh = None, -1, 0
     bi = 0
     block_step = 0
     while True:
@@ -129,6 +131,7 @@ def sample(
                 break
             remasked += reopened
             total_estimate += 1
+            cache = None
             continue
         if open_blocks[0] != bi:
             bi, block_step = open_blocks[0], 0
@@ -138,7 +141,17 @@ def sample(
 
         all_masked = [p for p in positions if int(x[p]) == mask_id]
         pos_t = torch.tensor(block, dtype=torch.long, device=device)
-        logits = denoiser.logits(x[None], positions=pos_t)[0].float()
+        if not use_cache:
+            logits = denoiser.logits(x[None], positions=pos_t)[0].float()
+        elif cache is None or cache_block != bi or (
+            options.refresh_every and since_refresh >= options.refresh_every
+        ):
+            logits, cache = denoiser.prefill(x[None], pos_t)
+            logits, cache_block, since_refresh = logits[0].float(), bi, 0
+        else:
+            active = torch.tensor(blocks[bi], dtype=torch.long, device=device)
+            logits = denoiser.cached_logits(x[None], pos_t, cache, active)[0].float()
+            since_refresh += 1
         passes += 1
         logits[:, never] = -math.inf
         for row, p in enumerate(block):
@@ -170,6 +183,7 @@ def sample(
             if remasks and remasked + len(remasks) <= remask_budget:
                 remasked += _apply_remasks(x, remasks, mask_id, forbidden)
                 total_estimate += 1
+                cache = None
         if on_step is not None:
             left = sum(1 for p in positions if int(x[p]) == mask_id)
             on_step(steps, max(total_estimate, steps + (1 if left else 0)), left, k, x)

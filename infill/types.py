@@ -82,6 +82,11 @@ class SamplingOptions:
     remasking: Literal["low_confidence", "random"] = "low_confidence"
     threshold: float | None = None
     max_remask_rounds: int = 4
+    #: Reuse the keys and values of the context between steps (families that offer
+    #: ``prefill``/``cached_logits``); refreshed at each block and every ``refresh_every``
+    #: steps (0: only at block starts). Approximate: the context does not see new commits.
+    cache: bool = False
+    refresh_every: int = 0
 
     def __post_init__(self) -> None:
         if self.steps is not None and self.steps < 1:
@@ -96,6 +101,8 @@ class SamplingOptions:
             raise InfillError(f"top-p must be in (0, 1], got {self.top_p}")
         if self.threshold is not None and not 0 < self.threshold <= 1:
             raise InfillError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.refresh_every < 0:
+            raise InfillError(f"refresh_every must be >= 0, got {self.refresh_every}")
         if self.remasking not in ("low_confidence", "random"):
             raise InfillError(f"unknown remasking {self.remasking!r}")
 

@@ -90,3 +90,18 @@ def test_sharded_checkpoints_load_through_the_index(tmp_path, tiny_model_dir, ti
     (sharded / "model-00002-of-00002.safetensors").unlink()
     with pytest.raises(ModelLoadError, match="lacks shards"):
         load_denoiser(sharded)
+
+
+def test_the_cache_is_exact_right_after_a_full_pass(tiny_denoiser):
+    ids = torch.tensor([[2, 40, 41, 1, 1, 1, 44, 45]])
+    positions = torch.tensor([3, 4, 5])
+    full = tiny_denoiser.logits(ids, positions=positions)
+    prefilled, cache = tiny_denoiser.prefill(ids, positions)
+    torch.testing.assert_close(prefilled, full)
+    # Recomputing the hole rows against cached context changes nothing while no token moved.
+    again = tiny_denoiser.cached_logits(ids, positions, cache, active=positions)
+    torch.testing.assert_close(again, full, atol=1e-5, rtol=1e-5)
+    # After a commit the hole rows see it; the cached context rows lag behind (approximate).
+    ids[0, 4] = 50
+    moved = tiny_denoiser.cached_logits(ids, torch.tensor([3, 5]), cache, active=positions)
+    assert not torch.allclose(moved, full[:, [0, 2]])

@@ -121,3 +121,29 @@ def test_several_holes_share_one_canvas_and_one_pass_per_step():
     den = ScriptedDenoiser([[[t] for t in ids_of("11")] , [[t] for t in ids_of("22")]])
     result = fill(InfillRequest(text, find_markers(text)), den)
     assert result.canvases == 1 and den.calls == result.steps == 4
+
+
+def test_cached_and_plain_sampling_agree_where_the_cache_is_exact(tiny_denoiser):
+    plain = fill(request(Length.exact(6)), tiny_denoiser)
+    # Refreshing before every step makes each cached pass a full pass: same tokens exactly.
+    refreshed = fill(request(Length.exact(6), cache=True, refresh_every=1), tiny_denoiser)
+    assert refreshed.fills[0].token_ids == plain.fills[0].token_ids
+    assert refreshed.forward_passes == plain.forward_passes == 6
+
+
+def test_the_cache_is_filled_once_per_block(tiny_denoiser, monkeypatch):
+    calls = {"prefill": 0, "cached": 0}
+    real_prefill, real_cached = tiny_denoiser.prefill, tiny_denoiser.cached_logits
+
+    def prefill(*a, **k):
+        calls["prefill"] += 1
+        return real_prefill(*a, **k)
+
+    def cached(*a, **k):
+        calls["cached"] += 1
+        return real_cached(*a, **k)
+
+    monkeypatch.setattr(tiny_denoiser, "prefill", prefill)
+    monkeypatch.setattr(tiny_denoiser, "cached_logits", cached)
+    result = fill(request(Length.exact(8), cache=True, block_length=4), tiny_denoiser)
+    assert calls == {"prefill": 2, "cached": 6} and result.forward_passes == 8

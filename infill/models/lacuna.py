@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .transformer import Transformer, TransformerConfig
+from .transformer import KVCache, Transformer, TransformerConfig
 from .weights import ModelLoadError, load_into, load_tokenizer
 
 FAMILY = "lacuna"
@@ -73,12 +73,31 @@ class LacunaDenoiser:
 
     def logits(self, ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         with torch.inference_mode():
-            if not self.shift:
-                return self.model(ids, rows=positions).float()
             if positions is not None:
-                return self.model(ids, rows=positions - 1).float()
+                return self.model(ids, rows=self._rows(positions)).float()
             raw = self.model(ids).float()
-            return torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
+            return torch.cat([raw[:, :1], raw[:, :-1]], dim=1) if self.shift else raw
+
+    def _rows(self, positions: torch.Tensor) -> torch.Tensor:
+        """Network rows whose head scores ``positions`` (one earlier when shifted)."""
+        return positions - 1 if self.shift else positions
+
+    def prefill(self, ids: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, KVCache]:
+        """Logits for ``positions`` from a full pass that also fills a key/value cache."""
+        cache = KVCache()
+        with torch.inference_mode():
+            return self.model(ids, rows=self._rows(positions), cache=cache).float(), cache
+
+    def cached_logits(
+        self, ids: torch.Tensor, positions: torch.Tensor, cache: KVCache, active: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits for ``positions`` recomputing only the ``active`` rows (the block being
+        denoised); every other row's keys and values come from ``cache``."""
+        rows = self._rows(active)
+        if self.shift:
+            rows = torch.unique(torch.cat([rows, active]))
+        with torch.inference_mode():
+            return self.model(ids, rows=self._rows(positions), cache=cache, active=rows).float()
 
 
 def load(path: str | Path, config: dict, device: torch.device,

@@ -7,7 +7,7 @@ names, biases and conventions; each family module maps its checkpoint onto it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,12 @@ class TransformerConfig:
     rms_eps: float = 1e-5
     qkv_bias: bool = False
     tie_embeddings: bool = False
+    #: Multiplies the token embeddings (LLaDA's ``input_emb_norm``: sqrt(hidden)).
+    embed_scale: float = 1.0
+    #: Multiplies the logits (LLaDA's ``scale_logits``: 1/sqrt(hidden)).
+    logit_scale: float = 1.0
+    #: Positions are divided by this before RoPE (linear position interpolation).
+    rope_position_scale: float = 1.0
 
     @property
     def head_dim(self) -> int:
@@ -46,9 +52,13 @@ class RMSNorm(nn.Module):
         return self.weight * x.to(dtype)
 
 
-def rotary(length: int, dim: int, theta: float, device: torch.device) -> tuple[torch.Tensor, ...]:
+def rotary(length: int, dim: int, theta: float, device: torch.device,
+           position_scale: float = 1.0) -> tuple[torch.Tensor, ...]:
     inv = 1.0 / theta ** (torch.arange(0, dim, 2, device=device, dtype=torch.float32) / dim)
-    angles = torch.outer(torch.arange(length, device=device, dtype=torch.float32), inv)
+    positions = torch.arange(length, device=device, dtype=torch.float32)
+    if position_scale != 1.0:
+        positions = positions / position_scale
+    angles = torch.outer(positions, inv)
     angles = torch.cat([angles, angles], dim=-1)
     return angles.cos(), angles.sin()
 
@@ -62,6 +72,14 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return (x * cos.to(x.dtype)) + (_rotate_half(x) * sin.to(x.dtype))
 
 
+@dataclass
+class KVCache:
+    """Keys and values of every position, per layer, from one full pass (Fast-dLLM's dual
+    cache): later passes recompute only the active rows and reuse the rest."""
+
+    layers: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
@@ -73,13 +91,23 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(cfg.num_heads * hd, cfg.hidden_size, bias=False)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, causal: bool
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, causal: bool,
+        cache: KVCache | None = None, layer: int = 0, active: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """With ``cache`` and no ``active``: a full pass that stores this layer's keys and
+        values. With ``active``: ``x`` holds only those rows; their fresh keys and values
+        replace the cached ones and the other rows are read from the cache."""
         b, n, _ = x.shape
         q = self.q_proj(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if cache is not None and active is None:
+            cache.layers.append((k, v))
+        elif cache is not None:
+            cached_k, cached_v = cache.layers[layer]
+            k = cached_k.index_copy(2, active, k)
+            v = cached_v.index_copy(2, active, v)
         out = F.scaled_dot_product_attention(
             q, k, v, is_causal=causal, enable_gqa=self.num_kv_heads != self.num_heads
         )
@@ -105,8 +133,9 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_eps)
         self.mlp = MLP(cfg)
 
-    def forward(self, x, cos, sin, causal: bool) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, causal)
+    def forward(self, x, cos, sin, causal: bool, cache: KVCache | None = None, layer: int = 0,
+                active: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, causal, cache, layer, active)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -123,23 +152,44 @@ class Transformer(nn.Module):
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
 
-    def hidden(self, ids: torch.Tensor, causal: bool = False) -> torch.Tensor:
-        """Final-norm hidden states ``[batch, length, hidden]``."""
+    def hidden(
+        self, ids: torch.Tensor, causal: bool = False, cache: KVCache | None = None,
+        active: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Final-norm hidden states ``[batch, length, hidden]``.
+
+        With an empty ``cache`` the pass fills it; with a filled one and sorted ``active``
+        positions only those rows are computed (``[batch, len(active), hidden]``).
+        """
+        cos, sin = rotary(ids.shape[1], self.cfg.head_dim, self.cfg.rope_theta, ids.device,
+                          self.cfg.rope_position_scale)
+        if active is not None:
+            if cache is None or not cache.layers:
+                raise ValueError("active rows need a cache filled by a full pass")
+            ids, cos, sin = ids[:, active], cos[active], sin[active]
         x = self.embed_tokens(ids)
-        cos, sin = rotary(ids.shape[1], self.cfg.head_dim, self.cfg.rope_theta, ids.device)
-        for layer in self.layers:
-            x = layer(x, cos, sin, causal)
+        if self.cfg.embed_scale != 1.0:
+            x = x * self.cfg.embed_scale
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, causal, cache, i, active)
         return self.norm(x)
 
     def forward(
-        self, ids: torch.Tensor, rows: torch.Tensor | None = None, causal: bool = False
+        self, ids: torch.Tensor, rows: torch.Tensor | None = None, causal: bool = False,
+        cache: KVCache | None = None, active: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits for every position, or only for ``rows`` (the head is a fifth of a small
-        model's compute, so skipping it where nobody reads it pays)."""
-        h = self.hidden(ids, causal)
+        model's compute, so skipping it where nobody reads it pays). ``rows`` are absolute
+        positions; with ``active`` they must be among the active rows."""
+        h = self.hidden(ids, causal, cache, active)
         if rows is not None:
+            if active is not None:
+                rows = torch.searchsorted(active, rows)
             h = h[:, rows]
-        return self.lm_head(h)
+        logits = self.lm_head(h)
+        if self.cfg.logit_scale != 1.0:
+            logits = logits * self.cfg.logit_scale
+        return logits
 
     def tie_weights(self) -> None:
         if self.cfg.tie_embeddings:
