@@ -12,11 +12,13 @@ from pathlib import Path
 from types import ModuleType
 
 from ..types import Denoiser
-from . import lacuna
+from . import diffusion_gemma, dream, lacuna, llada, masked_lm
 from .weights import ModelLoadError, pick_device, pick_dtype, read_config
 
-#: Checked in order; the first family whose ``detects`` accepts the config wins.
-FAMILIES: list[ModuleType] = [lacuna]
+#: Checked in order; the first family whose ``detects`` accepts the config wins. Lacuna comes
+#: first: its config is a Llama one plus a ``lacuna`` section. Masked LMs come last: they are
+#: recognised by architecture (``*ForMaskedLM``), which no diffusion family uses.
+FAMILIES: list[ModuleType] = [lacuna, llada, dream, diffusion_gemma, masked_lm]
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,14 @@ class Block(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
+def forbid_untrained_rows(logits: torch.Tensor, tokens: int) -> torch.Tensor:
+    """``-inf`` for vocabulary rows past the tokenizer's ``tokens`` (embedding matrices are
+    padded to a multiple of 64 or 128; those rows were never trained and decode to nothing)."""
+    if logits.shape[-1] > tokens:
+        logits[..., tokens:] = float("-inf")
+    return logits
+
+
 class Transformer(nn.Module):
     """Parameter names follow transformers' Llama without the ``model.`` prefix."""
 

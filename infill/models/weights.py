@@ -125,12 +125,29 @@ def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        # trust_remote_code=False: never run a checkpoint's tokenizer code, and never stop
+        # to ask on stdin (transformers prompts when config.json has an auto_map).
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True,
+                                            trust_remote_code=False)
     except Exception as e:  # transformers raises many types for a broken directory
         raise ModelLoadError(f"cannot load the tokenizer in {path}: {e}") from None
     if not getattr(tok, "is_fast", False):
         raise ModelLoadError(f"the tokenizer in {path} has no fast (tokenizer.json) version")
     return tok
+
+
+def transformers_placement(device: torch.device) -> dict:
+    """``from_pretrained`` keywords that put weights on ``device`` as they load.
+
+    transformers loads straight to a device only through ``device_map``, which needs
+    ``accelerate``; without it the weights load on the CPU (already in the target dtype)
+    and the caller moves the model.
+    """
+    import importlib.util
+
+    if device.type != "cpu" and importlib.util.find_spec("accelerate") is not None:
+        return {"device_map": str(device)}
+    return {}
 
 
 def pick_device(device: str | None) -> torch.device:

@@ -1,0 +1,2 @@
+; Doxygen-style comments: /** */, /*! */, ///, //!.
+((comment) @docstring (#match? @docstring "^(/[*][*!]|//[/!])"))

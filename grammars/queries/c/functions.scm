@@ -1,0 +1,2 @@
+; Function definitions.
+(function_definition declarator: (_) @name body: (compound_statement) @body) @function

@@ -1,0 +1,2 @@
+; Javadoc.
+((block_comment) @docstring (#match? @docstring "^/[*][*]"))

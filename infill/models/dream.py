@@ -1,0 +1,154 @@
+"""Dream (``Dream-org/Dream-v0-*-7B``, ``Dream-Coder-v0-*``, ``apple/DiffuCoder-7B-*``).
+
+On disk a Dream checkpoint is a Qwen2 checkpoint (``config.json`` with ``model_type: Dream``,
+``architectures: [DreamModel]``; ``model.layers.N.self_attn.{q,k,v}_proj`` with biases,
+``model.norm``, ``lm_head``), run without a causal mask. Its tokenizer is Qwen2's byte-level
+BPE shipped as ``vocab.json`` + ``merges.txt`` for a remote-code ``DreamTokenizer``; Lacuna reads
+those files with transformers' own ``Qwen2Tokenizer`` (same regex, NFC, byte-level BPE), or
+``tokenizer.json`` where a checkpoint ships one.
+
+Dream was adapted from an autoregressive model and keeps its head's shift: the logit at row
+``i - 1`` scores token ``i``. ``logits`` realigns that here, so row ``i`` scores token ``i`` like
+every other family, and every canvas starts with at least one prefix token.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import chat
+from .transformer import Transformer, TransformerConfig, forbid_untrained_rows
+from .weights import ModelLoadError, load_into, load_tokenizer
+
+FAMILY = "dream"
+MASK_ID = 151666
+#: Dream v0 was trained on 2048-token sequences; its config advertises Qwen2.5's 131072.
+TRAINED_LENGTH = 2048
+
+
+def detects(config: dict) -> bool:
+    archs = config.get("architectures") or []
+    return str(config.get("model_type", "")).lower() == "dream" or "DreamModel" in archs
+
+
+def transformer_config(config: dict) -> TransformerConfig:
+    if config.get("rope_scaling"):
+        raise ModelLoadError(f"Dream config sets rope_scaling={config['rope_scaling']!r}; "
+                             "Lacuna supports plain RoPE (the released checkpoints)")
+    if config.get("use_sliding_window"):
+        raise ModelLoadError("Dream config enables sliding-window attention; not supported")
+    if config.get("hidden_act", "silu") != "silu":
+        raise ModelLoadError(f"Dream config has hidden_act={config['hidden_act']!r}, not silu")
+    try:
+        heads = int(config["num_attention_heads"])
+        return TransformerConfig(
+            vocab_size=int(config["vocab_size"]),
+            hidden_size=int(config["hidden_size"]),
+            intermediate_size=int(config["intermediate_size"]),
+            num_layers=int(config["num_hidden_layers"]),
+            num_heads=heads,
+            num_kv_heads=int(config.get("num_key_value_heads") or heads),
+            max_position=int(config.get("max_position_embeddings", 32768)),
+            rope_theta=float(config.get("rope_theta", 10000.0)),
+            rms_eps=float(config.get("rms_norm_eps", 1e-6)),
+            qkv_bias=True,
+            tie_embeddings=bool(config.get("tie_word_embeddings", False)),
+        )
+    except KeyError as e:
+        raise ModelLoadError(f"Dream config.json lacks {e.args[0]!r}") from None
+
+
+def rename_for(cfg: TransformerConfig):
+    def rename(name: str) -> str | None:
+        if name.endswith("rotary_emb.inv_freq"):
+            return None  # a buffer some exporters write; recomputed from rope_theta
+        if name.startswith("model."):
+            return name[len("model."):]
+        if name == "lm_head.weight":
+            return None if cfg.tie_embeddings else name
+        return name  # unknown: load_into reports it by name
+    return rename
+
+
+def load_dream_tokenizer(path: str | Path):
+    """``tokenizer.json`` if present, else Qwen2's BPE from ``vocab.json`` + ``merges.txt``
+    (the files the remote-code ``DreamTokenizer`` reads), with the added tokens of
+    ``tokenizer_config.json``."""
+    path = Path(path)
+    if (path / "tokenizer.json").exists():
+        return load_tokenizer(path)
+    if not ((path / "vocab.json").exists() and (path / "merges.txt").exists()):
+        raise ModelLoadError(f"{path} has neither tokenizer.json nor vocab.json + merges.txt")
+    from transformers import Qwen2Tokenizer
+
+    try:
+        return Qwen2Tokenizer.from_pretrained(str(path), local_files_only=True)
+    except Exception as e:  # transformers raises many types for broken files
+        raise ModelLoadError(f"cannot read the Qwen2 BPE tokenizer in {path}: {e}") from None
+
+
+class DreamDenoiser:
+    """``Denoiser`` over the native bidirectional Qwen2, the one-position shift realigned."""
+
+    family = FAMILY
+
+    def __init__(self, model: Transformer, tokenizer, config: dict, device: torch.device,
+                 dtype: torch.dtype, instruct: bool) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config
+        self.device = device
+        self.dtype = dtype
+        self.tokens = len(tokenizer)
+        self.mask_id = int(config.get("mask_token_id") or tokenizer.mask_token_id or MASK_ID)
+        self.max_length = min(model.cfg.max_position, TRAINED_LENGTH)
+        self.instruct = bool(instruct and chat.has_chat_template(tokenizer))
+        ends = {config.get("eos_token_id"), config.get("pad_token_id"),
+                tokenizer.eos_token_id, tokenizer.pad_token_id}
+        if self.instruct:
+            ends.add(chat.token_id(tokenizer, "<|im_end|>"))
+        self.end_ids = frozenset(int(i) for i in ends if i is not None and i != self.mask_id)
+        self.bos_id = next((int(i) for i in (config.get("bos_token_id"), tokenizer.bos_token_id,
+                                              tokenizer.eos_token_id) if i is not None), None)
+        if self.bos_id is None:
+            raise ModelLoadError("Dream needs a BOS/EOS token to open the canvas (shifted logits)")
+        self.prefix_ids, self.suffix_ids = self.frame()
+
+    def frame(self, instruction: str | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``(prefix_ids, suffix_ids)`` around a canvas; never an empty prefix, since the
+        shifted head gives position 0 no logit."""
+        if self.instruct:
+            prefix, suffix = chat.chat_frame(self.tokenizer,
+                                             instruction or chat.DEFAULT_INSTRUCTION)
+            if prefix:
+                return prefix, suffix
+        return (self.bos_id,), ()
+
+    def raw_logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """The network's own output: row ``i - 1`` scores token ``i``."""
+        with torch.inference_mode():
+            return forbid_untrained_rows(self.model(ids).float(), self.tokens)
+
+    def logits(self, ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        with torch.inference_mode():
+            if positions is not None:
+                if bool((positions < 1).any()):
+                    raise ValueError("position 0 has no logit in a shifted family")
+                raw = self.model(ids, rows=positions - 1).float()
+                return forbid_untrained_rows(raw, self.tokens)
+            raw = self.raw_logits(ids)
+            return torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
+
+
+def load(path: str | Path, config: dict, device: torch.device,
+         dtype: torch.dtype) -> DreamDenoiser:
+    cfg = transformer_config(config)
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    load_into(model, path, rename_for(cfg), device=device, dtype=dtype)
+    model.eval()
+    tokenizer = load_dream_tokenizer(path)
+    return DreamDenoiser(model, tokenizer, config, device, dtype,
+                         instruct=chat.looks_instruct(path, config))

@@ -1,0 +1,338 @@
+"""Tiny random checkpoints in each real family's exact on-disk format, for tests and demos.
+
+Each writer produces what the public checkpoint ships, shrunk: the same ``config.json`` keys,
+the same tensor names (sharded with ``model.safetensors.index.json`` where the real one is),
+and a real tokenizer file of the same kind (``tokenizer.json``; Dream's ``vocab.json`` +
+``merges.txt``; BERT's WordPiece). Weights are random: fills show the machinery, not sense.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from .tiny import TOY_CORPUS
+from .transformer import Transformer, TransformerConfig
+
+LLADA_SPECIALS = ["<|startoftext|>", "<|endoftext|>", "<|mdm_mask|>", "<|start_header_id|>",
+                  "<|end_header_id|>", "<|eot_id|>"]
+# LLaDA-8B-Instruct's template (Llama-3 style headers, BOS on the first turn).
+LLADA_CHAT_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}"
+    "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"
+    " + message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
+    "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"
+    "{% endif %}"
+)
+DREAM_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|beginoftext|>", "<|mask|>"]
+# Qwen2.5's ChatML template as Dream ships it (system turn by default).
+DREAM_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant."
+    "<|im_end|>\n{% endif %}{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _bpe(specials: list[str], vocab_size: int = 320, specials_first: bool = True):
+    """A byte-level BPE ``tokenizers.Tokenizer`` trained on the toy corpus."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials if specials_first else [],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tok.train_from_iterator(TOY_CORPUS * 4, trainer=trainer)
+    return tok
+
+
+def _round_up(n: int, to: int = 64) -> int:
+    return int(math.ceil(n / to) * to)
+
+
+def _write_sharded(path: Path, state: dict[str, torch.Tensor], shards: int) -> None:
+    """``model-0000k-of-0000n.safetensors`` plus ``model.safetensors.index.json``."""
+    names = sorted(state)
+    per = math.ceil(len(names) / shards)
+    weight_map: dict[str, str] = {}
+    total = 0
+    for k in range(shards):
+        part = names[k * per:(k + 1) * per]
+        fname = f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
+        save_file({n: state[n].contiguous() for n in part}, str(path / fname),
+                  metadata={"format": "pt"})
+        for n in part:
+            weight_map[n] = fname
+            total += state[n].numel() * state[n].element_size()
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (path / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+def _random_transformer(cfg: TransformerConfig, seed: int) -> Transformer:
+    torch.manual_seed(seed)
+    model = Transformer(cfg)
+    for name, p in model.named_parameters():
+        if "norm" in name:
+            torch.nn.init.normal_(p, mean=1.0, std=0.1)  # not all ones: catches swapped norms
+        else:
+            torch.nn.init.normal_(p, std=0.05)
+    return model
+
+
+def _write_json(path: Path, name: str, data: dict) -> None:
+    (path / name).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- LLaDA
+
+
+def build_tiny_llada(path: str | Path, *, seed: int = 0, instruct: bool = False,
+                     shards: int = 2) -> Path:
+    """LLaDA-8B's format: OLMo-style config and ``model.transformer.*`` names, shards."""
+    from transformers import PreTrainedTokenizerFast
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=_bpe(LLADA_SPECIALS, vocab_size=300), bos_token="<|startoftext|>",
+        eos_token="<|endoftext|>", pad_token="<|endoftext|>", mask_token="<|mdm_mask|>",
+    )
+    if instruct:
+        tok.chat_template = LLADA_CHAT_TEMPLATE
+    tok.save_pretrained(str(path))
+    vocab = tok.get_vocab()
+    d_model, heads, layers, mlp = 64, 4, 2, 96
+    config = {
+        "activation_type": "silu", "alibi": False, "alibi_bias_max": 8.0,
+        "architectures": ["LLaDAModelLM"], "attention_dropout": 0.0,
+        "attention_layer_norm": False, "attention_layer_norm_with_affine": True,
+        "auto_map": {"AutoConfig": "configuration_llada.LLaDAConfig",
+                     "AutoModelForCausalLM": "modeling_llada.LLaDAModelLM",
+                     "AutoModel": "modeling_llada.LLaDAModelLM"},
+        "bias_for_layer_norm": False, "block_group_size": 1, "block_type": "llama",
+        "d_model": d_model, "embedding_dropout": 0.0, "embedding_size": _round_up(len(tok)),
+        "eos_token_id": vocab["<|endoftext|>"], "flash_attention": False,
+        "include_bias": False, "include_qkv_bias": False, "init_device": "meta",
+        "init_fn": "mitchell", "init_std": 0.02, "input_emb_norm": False,
+        "layer_norm_type": "rms", "layer_norm_with_affine": True,
+        "mask_token_id": vocab["<|mdm_mask|>"], "max_sequence_length": 512,
+        "mlp_hidden_size": mlp, "mlp_ratio": 4, "model_type": "llada",
+        "multi_query_attention": None, "n_heads": heads, "n_kv_heads": heads,
+        "n_layers": layers, "pad_token_id": vocab["<|endoftext|>"], "precision": "amp_bf16",
+        "residual_dropout": 0.0, "rms_norm_eps": 1e-05, "rope": True,
+        "rope_full_precision": True, "rope_theta": 500000.0, "scale_logits": False,
+        "transformers_version": "4.46.3", "use_cache": False,
+        "vocab_size": _round_up(len(tok)), "weight_tying": False,
+    }
+    cfg = TransformerConfig(
+        vocab_size=config["embedding_size"], hidden_size=d_model, intermediate_size=mlp,
+        num_layers=layers, num_heads=heads, num_kv_heads=heads, max_position=512,
+        rope_theta=500000.0,
+    )
+    model = _random_transformer(cfg, seed)
+    _write_sharded(path, llada_state_dict(model), shards)
+    _write_json(path, "config.json", config)
+    return path
+
+
+def llada_state_dict(model: Transformer) -> dict[str, torch.Tensor]:
+    """The native model's tensors under LLaDA's checkpoint names."""
+    block = {"input_layernorm": "attn_norm", "self_attn.q_proj": "q_proj",
+             "self_attn.k_proj": "k_proj", "self_attn.v_proj": "v_proj",
+             "self_attn.o_proj": "attn_out", "post_attention_layernorm": "ff_norm",
+             "mlp.gate_proj": "ff_proj", "mlp.up_proj": "up_proj", "mlp.down_proj": "ff_out"}
+    top = {"embed_tokens.weight": "model.transformer.wte.weight",
+           "norm.weight": "model.transformer.ln_f.weight",
+           "lm_head.weight": "model.transformer.ff_out.weight"}
+    out = {}
+    for name, t in model.state_dict().items():
+        if name in top:
+            out[top[name]] = t
+            continue
+        _, i, rest = name.split(".", 2)
+        module, leaf = rest.rsplit(".", 1)
+        out[f"model.transformer.blocks.{i}.{block[module]}.{leaf}"] = t
+    return out
+
+
+# --------------------------------------------------------------------------- Dream
+
+
+def build_tiny_dream(path: str | Path, *, seed: int = 0, instruct: bool = False,
+                     shards: int = 2) -> Path:
+    """Dream-v0's format: Qwen2 names with q/k/v biases, ``vocab.json`` + ``merges.txt`` for
+    the remote-code DreamTokenizer (no ``tokenizer.json``), shards."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    bpe = _bpe([], specials_first=False)
+    bpe.model.save(str(path))
+    n = bpe.get_vocab_size()
+    ids = {s: n + i for i, s in enumerate(DREAM_SPECIALS)}
+    added = {str(i): {"content": s, "lstrip": False, "normalized": False, "rstrip": False,
+                      "single_word": False, "special": True} for s, i in ids.items()}
+    tok_config = {
+        "add_prefix_space": False, "added_tokens_decoder": added,
+        "additional_special_tokens": ["<|im_start|>", "<|im_end|>"],
+        "auto_map": {"AutoTokenizer": ["tokenization_dream.DreamTokenizer", None]},
+        "bos_token": "<|beginoftext|>", "clean_up_tokenization_spaces": False,
+        "eos_token": "<|endoftext|>", "errors": "replace", "mask_token": "<|mask|>",
+        "model_max_length": 131072, "pad_token": "<|endoftext|>",
+        "split_special_tokens": False, "tokenizer_class": "DreamTokenizer",
+        "unk_token": None,
+    }
+    if instruct:
+        tok_config["chat_template"] = DREAM_CHAT_TEMPLATE
+    _write_json(path, "tokenizer_config.json", tok_config)
+    hidden, heads, kv, layers, inter = 64, 4, 2, 2, 128
+    config = {
+        "architectures": ["DreamModel"], "attention_dropout": 0.0,
+        "auto_map": {"AutoConfig": "configuration_dream.DreamConfig",
+                     "AutoModel": "modeling_dream.DreamModel"},
+        "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|endoftext|>"],
+        "hidden_act": "silu", "hidden_size": hidden, "initializer_range": 0.02,
+        "intermediate_size": inter, "mask_token_id": ids["<|mask|>"],
+        "max_position_embeddings": 4096, "max_window_layers": layers, "model_type": "Dream",
+        "num_attention_heads": heads, "num_hidden_layers": layers, "num_key_value_heads": kv,
+        "pad_token_id": ids["<|endoftext|>"], "rms_norm_eps": 1e-06, "rope_scaling": None,
+        "rope_theta": 1000000.0, "sliding_window": None, "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16", "transformers_version": "4.46.2", "use_cache": False,
+        "use_sliding_window": False, "vocab_size": _round_up(n + len(DREAM_SPECIALS)),
+    }
+    cfg = TransformerConfig(
+        vocab_size=config["vocab_size"], hidden_size=hidden, intermediate_size=inter,
+        num_layers=layers, num_heads=heads, num_kv_heads=kv, max_position=4096,
+        rope_theta=1e6, rms_eps=1e-6, qkv_bias=True,
+    )
+    model = _random_transformer(cfg, seed)
+    state = {(k if k == "lm_head.weight" else f"model.{k}"): v
+             for k, v in model.state_dict().items()}
+    _write_sharded(path, state, shards)
+    _write_json(path, "config.json", config)
+    _write_json(path, "generation_config.json", {
+        "_from_model_config": True, "alg": "origin", "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|endoftext|>"], "pad_token_id": ids["<|endoftext|>"],
+        "mask_token_id": None, "steps": 512, "temperature": 0.0,
+    })
+    return path
+
+
+# --------------------------------------------------------------------------- masked LMs
+
+
+def build_tiny_bert(path: str | Path, *, seed: int = 0) -> Path:
+    """``BertForMaskedLM`` via transformers' own config class, with a WordPiece tokenizer."""
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(TOY_CORPUS * 4, trainers.WordPieceTrainer(
+        vocab_size=300, special_tokens=specials, show_progress=False))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+    )
+    fast = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", sep_token="[SEP]",
+                             pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
+    fast.save_pretrained(str(path))
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(fast), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64,
+                        max_position_embeddings=128, pad_token_id=0)
+    BertForMaskedLM(config).save_pretrained(str(path))
+    return path
+
+
+def build_tiny_modernbert(path: str | Path, *, seed: int = 0) -> Path:
+    """``ModernBertForMaskedLM`` with a byte-level BPE ``tokenizer.json`` (as ModernBERT's)."""
+    from tokenizers import processors
+    from transformers import ModernBertConfig, ModernBertForMaskedLM, PreTrainedTokenizerFast
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    specials = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+    bpe = _bpe(specials)
+    bpe.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 1), ("[SEP]", 2)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="[UNK]", cls_token="[CLS]",
+                                   sep_token="[SEP]", pad_token="[PAD]", mask_token="[MASK]")
+    fast.save_pretrained(str(path))
+    torch.manual_seed(seed)
+    config = ModernBertConfig(
+        vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, max_position_embeddings=256, pad_token_id=3, bos_token_id=1,
+        eos_token_id=2, cls_token_id=1, sep_token_id=2, local_attention=16,
+    )
+    ModernBertForMaskedLM(config).save_pretrained(str(path))
+    return path
+
+
+# --------------------------------------------------------------------------- DiffusionGemma
+
+GEMMA_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<start_of_turn>",
+                  "<end_of_turn>"]
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}<start_of_turn>"
+    "{{ 'model' if message['role'] == 'assistant' else message['role'] }}\n"
+    "{{ message['content'] | trim }}<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+def build_tiny_diffusion_gemma(path: str | Path, *, seed: int = 0, instruct: bool = False,
+                               canvas_length: int = 16) -> Path:
+    """``DiffusionGemmaForBlockDiffusion`` via transformers' own classes (MoE text model and
+    a one-layer vision tower, as the config requires), with a Gemma-style ``tokenizer.json``."""
+    from transformers import (
+        DiffusionGemmaConfig,
+        DiffusionGemmaForBlockDiffusion,
+        DiffusionGemmaTextConfig,
+        PreTrainedTokenizerFast,
+    )
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=_bpe(GEMMA_SPECIALS), pad_token="<pad>", eos_token="<eos>",
+        bos_token="<bos>", unk_token="<unk>", mask_token="<mask>",
+    )
+    if instruct:
+        tok.chat_template = GEMMA_CHAT_TEMPLATE
+    tok.save_pretrained(str(path))
+    text = DiffusionGemmaTextConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=16, global_head_dim=16,
+        sliding_window=16, max_position_embeddings=1024,
+        layer_types=["sliding_attention", "full_attention"],
+        num_experts=4, top_k_experts=2, moe_intermediate_size=32,
+        pad_token_id=0, eos_token_id=1, bos_token_id=2,
+    )
+    vision = {"model_type": "gemma4_vision", "hidden_size": 16, "intermediate_size": 32,
+              "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+              "head_dim": 8, "patch_size": 4, "position_embedding_size": 64}
+    config = DiffusionGemmaConfig(text_config=text, vision_config=vision,
+                                  canvas_length=canvas_length)
+    torch.manual_seed(seed)
+    DiffusionGemmaForBlockDiffusion(config).save_pretrained(str(path))
+    return path
