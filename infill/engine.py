@@ -8,6 +8,8 @@ from collections.abc import Callable
 import torch
 
 from .holes import validate_holes
+from .length import Growth, best_of
+from .lines import shape_fill
 from .plan import Canvas, plan
 from .sample import Sampled, sample
 from .types import (
@@ -54,6 +56,7 @@ def fill(
     steps = passes = remasked = 0
     satisfied: bool | None = None if active is None else True
     steps_before = 0
+    lengths: list[dict[str, object]] = []
     for canvas in canvases:
         review = None
         if active is not None:
@@ -61,17 +64,39 @@ def fill(
         step_cb = None
         if on_step is not None:
             step_cb = _progress(on_step, canvas, denoiser, decode, steps_before)
-        done = sample(
-            denoiser,
-            canvas.ids,
-            [p for r in canvas.runs for p in r.positions],
-            request.options,
-            exact_positions=frozenset(p for r in canvas.runs if r.exact for p in r.positions),
-            review=review,
-            on_step=step_cb,
-            should_cancel=should_cancel,
-        )
-        fills += _fills(canvas, done, denoiser, decode)
+        auto_runs = [list(r.positions) for r in canvas.runs if not r.exact]
+        exact = [p for r in canvas.runs if r.exact for p in r.positions]
+        policy = request.length.policy if auto_runs else "absorb"
+        if policy == "best_of" and active is not None:
+            policy = "grow"  # best_of scores unconstrained rows; grow works with reviews
+        report: dict[str, object] = {}
+        if policy == "best_of":
+            done, report = best_of(denoiser, canvas.ids, auto_runs, request.options,
+                                   request.length, fixed=exact, should_cancel=should_cancel)
+        else:
+            growth = None
+            if policy == "grow":
+                growth = Growth(auto_runs, min(denoiser.end_ids), denoiser.mask_id,
+                                denoiser.end_ids, request.length)
+            done = sample(
+                denoiser,
+                canvas.ids,
+                [p for r in canvas.runs for p in r.positions],
+                request.options,
+                exact_positions=frozenset(exact),
+                review=review,
+                on_step=step_cb,
+                should_cancel=should_cancel,
+                growth=growth,
+            )
+            if growth is not None:
+                report = {"initial": request.length.initial, "grown": growth.grown,
+                          "dropped": growth.dropped}
+        new_fills = _fills(canvas, done, denoiser, decode, request)
+        lengths.append({"policy": policy, **report,
+                        "budget": [r.hole.length.tokens for r in canvas.runs],
+                        "tokens": [len(f.token_ids) for f in new_fills]})
+        fills += new_fills
         steps += done.steps
         steps_before += done.steps
         passes += done.forward_passes
@@ -86,6 +111,7 @@ def fill(
         remasked=remasked,
         canvases=len(canvases),
         seconds=time.perf_counter() - started,
+        length=lengths,
     )
 
 
@@ -95,7 +121,11 @@ def _kept(tokens: list[int], denoiser: Denoiser) -> list[int]:
 
 
 def _fills(
-    canvas: Canvas, done: Sampled, denoiser: Denoiser, decode: Callable[[list[int]], str]
+    canvas: Canvas,
+    done: Sampled,
+    denoiser: Denoiser,
+    decode: Callable[[list[int]], str],
+    request: InfillRequest,
 ) -> list[HoleFill]:
     out = []
     ids = done.ids.tolist()
@@ -103,10 +133,13 @@ def _fills(
         tokens = [ids[p] for p in run.positions]
         kept_pos = [p for p in run.positions if ids[p] not in denoiser.end_ids]
         kept = _kept(tokens, denoiser)
+        text = decode(kept)
+        if request.line_aware and not run.exact:
+            text = shape_fill(text, request.text, run.hole.start, run.hole.end)
         out.append(
             HoleFill(
                 hole=run.hole,
-                text=decode(kept),
+                text=text,
                 token_ids=kept,
                 confidence=[done.confidence.get(p, 0.0) for p in kept_pos],
                 trimmed=len(tokens) - len(kept),

@@ -12,10 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from .types import Cancelled, Denoiser, Remask, SamplingOptions
+
+if TYPE_CHECKING:
+    from .length import Growth
 
 Review = Callable[[torch.Tensor], list[Remask]]
 StepCallback = Callable[[int, int, int, int, torch.Tensor], None]
@@ -80,19 +84,23 @@ def sample(
     review: Review | None = None,
     on_step: StepCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    growth: Growth | None = None,
 ) -> Sampled:
     """Denoise ``mask_positions`` of ``ids``; the rest of the canvas is never changed.
 
     At auto-length positions the family's end tokens may be chosen (and are trimmed later);
-    at ``exact_positions`` they are forbidden, as is the mask token everywhere.
+    at ``exact_positions`` they are forbidden, as is the mask token everywhere. ``growth``
+    (the grow length policy) opens and closes auto positions as the model asks.
     """
     device = _device_of(denoiser)
     x = torch.tensor(ids, dtype=torch.long, device=device)
     mask_id = denoiser.mask_id
     generator = torch.Generator(device=device).manual_seed(options.seed)
     positions = sorted(mask_positions)
-    blocks = _blocks(positions, options.block_length)
-    total_masks = len(positions)
+    blocks = _blocks(positions, None if growth else options.block_length)
+    if growth is not None:
+        growth.prepare(x)
+    total_masks = sum(1 for p in positions if int(x[p]) == mask_id)
     steps_wanted = options.steps or total_masks
     # Steps per block in proportion to its size; every block gets at least one.
     block_steps = [max(1, round(steps_wanted * len(b) / max(total_masks, 1))) for b in blocks]
@@ -140,7 +148,8 @@ def sample(
             raise Cancelled("the fill was cancelled")
 
         all_masked = [p for p in positions if int(x[p]) == mask_id]
-        pos_t = torch.tensor(block, dtype=torch.long, device=device)
+        frontier = growth.frontier() if growth is not None else []
+        pos_t = torch.tensor(block + frontier, dtype=torch.long, device=device)
         if not use_cache:
             logits = denoiser.logits(x[None], positions=pos_t)[0].float()
         elif cache is None or cache_block != bi or (
@@ -153,6 +162,9 @@ def sample(
             logits = denoiser.cached_logits(x[None], pos_t, cache, active)[0].float()
             since_refresh += 1
         passes += 1
+        if frontier:
+            p_end = torch.softmax(logits[len(block) :], dim=-1)[:, end_ids].sum(-1).tolist()
+            logits = logits[: len(block)]
         logits[:, never] = -math.inf
         for row, p in enumerate(block):
             if p in exact_positions and len(end_ids):
@@ -178,6 +190,13 @@ def sample(
             confidence[p] = float(conf[row])
         steps += 1
         block_step += 1
+        if growth is not None:
+            growth.shrink(x)
+            if frontier:
+                added = growth.grow(x, dict(zip(frontier, p_end, strict=True)))
+                if added and options.steps is None:
+                    block_steps[bi] += added
+                    total_estimate += added
         if review is not None and len(all_masked) > k:
             remasks = review(x)
             if remasks and remasked + len(remasks) <= remask_budget:

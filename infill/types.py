@@ -107,6 +107,37 @@ class SamplingOptions:
             raise InfillError(f"unknown remasking {self.remasking!r}")
 
 
+LengthPolicy = Literal["absorb", "grow", "best_of"]
+POLICIES = ("absorb", "grow", "best_of")
+
+
+@dataclass(frozen=True)
+class LengthOptions:
+    """How auto-length holes find their length (see ``infill.length``)."""
+
+    policy: LengthPolicy = "absorb"
+    #: grow: masks a hole starts with, masks opened at a time, and the end-token
+    #: probability after the masks below which the hole grows.
+    initial: int = 8
+    step: int = 8
+    grow_below: float = 0.5
+    #: best_of: candidate lengths (clipped to each hole's budget) and how to score them.
+    candidates: tuple[int, ...] = (4, 8, 16, 32)
+    scorer: Literal["confidence", "likelihood"] = "confidence"
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise InfillError(
+                f"unknown length policy {self.policy!r} (use {', '.join(POLICIES)})"
+            )
+        if self.initial < 1 or self.step < 1:
+            raise InfillError("grow needs initial and step of at least 1 token")
+        if not self.candidates or min(self.candidates) < 1:
+            raise InfillError("best_of needs candidate lengths of at least 1 token")
+        if self.scorer not in ("confidence", "likelihood"):
+            raise InfillError(f"unknown length scorer {self.scorer!r}")
+
+
 @dataclass(frozen=True)
 class InfillRequest:
     text: str
@@ -116,6 +147,9 @@ class InfillRequest:
     constrain: bool = False
     #: Context tokens kept around the holes (prefix + suffix); ``None``: as much as fits.
     context_tokens: int | None = None
+    length: LengthOptions = field(default_factory=LengthOptions)
+    #: Shape auto-length fills to their line context (``infill.lines``).
+    line_aware: bool = True
 
 
 @dataclass(frozen=True)
@@ -140,6 +174,8 @@ class InfillResult:
     remasked: int = 0
     canvases: int = 1
     seconds: float = 0.0
+    #: Per canvas: the length policy used, its budgets, and what it chose.
+    length: list[dict[str, object]] = field(default_factory=list)
 
     def stats(self) -> dict[str, object]:
         return {
@@ -151,6 +187,7 @@ class InfillResult:
             "seconds": round(self.seconds, 4),
             "tokens": [len(f.token_ids) for f in self.fills],
             "trimmed": [f.trimmed for f in self.fills],
+            "length": self.length,
         }
 
 

@@ -77,7 +77,7 @@ def cmd_fill(args: argparse.Namespace) -> int:
     from infill.edits import apply_edits, edits_from_result
     from infill.engine import fill
     from infill.holes import find_markers, holes_from_ranges, parse_range, validate_holes
-    from infill.types import InfillRequest, SamplingOptions
+    from infill.types import InfillRequest, LengthOptions, SamplingOptions
 
     path = Path(args.file)
     text = read_text_file(path)
@@ -88,10 +88,12 @@ def cmd_fill(args: argparse.Namespace) -> int:
     options = SamplingOptions(
         steps=args.steps, block_length=args.block_length, temperature=args.temperature,
         top_k=args.top_k, top_p=args.top_p, seed=args.seed, threshold=args.threshold,
+        cache=args.cache,
     )
     language = args.language or EXTENSION_LANGUAGES.get(path.suffix.lower(), "plaintext")
     request = InfillRequest(text, holes, language=language, options=options,
-                            constrain=args.constrain, context_tokens=args.context)
+                            constrain=args.constrain, context_tokens=args.context,
+                            length=LengthOptions(policy=args.length_policy))
     # Validate before paying for the model: bad input fails in milliseconds.
     validate_holes(text, holes)
     denoiser, _ = _load(args.model, args.device)
@@ -197,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--top-k", type=int)
     f.add_argument("--top-p", type=float)
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--cache", action="store_true",
+                   help="reuse the context's keys/values between steps (faster, approximate)")
+    f.add_argument("--length-policy", choices=["absorb", "grow", "best_of"], default="absorb",
+                   help="how auto-length holes find their length (default: absorb)")
     f.add_argument("--context", type=int, help="context tokens around the holes")
     f.add_argument("--language", help="LSP language id (default: from the file extension)")
     f.add_argument("--constrain", action="store_true", help="tree-sitter syntax constraint")

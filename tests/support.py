@@ -47,7 +47,7 @@ class ScriptedDenoiser:
     def _find_runs(self, ids: list[int]) -> list[list[int]]:
         runs: list[list[int]] = []
         for p, t in enumerate(ids):
-            if t == self.mask_id:
+            if t == self.mask_id or t in self.end_ids:
                 if runs and runs[-1][-1] == p - 1:
                     runs[-1].append(p)
                 else:

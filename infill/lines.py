@@ -1,0 +1,44 @@
+"""Line-aware shaping of auto-length fills: what an editor user expects at line edges.
+
+- At the end of a line (nothing but the newline after the cursor) a fill is one line.
+- Between two lines (the hole starts and ends at line starts) a fill is whole lines.
+- A fill never leaves a half line glued to the text after it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+LineShape = Literal["single_line", "whole_lines", "free"]
+
+
+def line_shape(text: str, start: int, end: int) -> LineShape:
+    """What the surroundings of ``text[start:end]`` ask of a fill."""
+    at_line_start = start == 0 or text[start - 1] == "\n"
+    suffix_at_line_start = (
+        end == len(text) or text[end - 1] == "\n" if end > start else at_line_start
+    )
+    if at_line_start and suffix_at_line_start:
+        return "whole_lines"
+    suffix_is_eol = end == len(text) or text.startswith(("\n", "\r\n"), end)
+    prefix_line = text[text.rfind("\n", 0, start) + 1 : start]
+    if suffix_is_eol and prefix_line.strip():
+        return "single_line"
+    return "free"
+
+
+def shape_fill(fill: str, text: str, start: int, end: int) -> str:
+    """``fill`` cut or finished so that it fits the line shape at ``[start, end)``."""
+    shape = line_shape(text, start, end)
+    suffix = text[end:]
+    newline = "\r\n" if "\r\n" in text else "\n"
+    if shape == "single_line":
+        cut = fill.find("\n")
+        if cut >= 0:
+            fill = fill[:cut].removesuffix("\r")
+        return fill
+    if shape == "whole_lines" and suffix and fill and not fill.endswith("\n"):
+        last = fill.rfind("\n")
+        # Keep the complete lines; a lone partial line is finished with a newline.
+        return fill[: last + 1] if last >= 0 else fill + newline
+    return fill
