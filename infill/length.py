@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .sample import Sampled, choose_tokens
+from .sample import Sampled, choose_tokens, never_sampled
 from .types import Cancelled, Denoiser, LengthOptions, SamplingOptions
 
 
@@ -120,7 +120,7 @@ def best_of(
     generator = torch.Generator(device=device).manual_seed(options.seed)
     confidence: list[dict[int, float]] = [{} for _ in lengths]
     steps_for = [options.steps or n * len(runs) + len(fixed) for n in lengths]
-    never = [denoiser.mask_id]
+    never = never_sampled(denoiser)
     end_list = sorted(denoiser.end_ids)
     steps = 0
     while True:

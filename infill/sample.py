@@ -67,6 +67,13 @@ def choose_tokens(
     return tokens, conf
 
 
+def never_sampled(denoiser: Denoiser) -> list[int]:
+    """Tokens no hole may hold: the mask itself and the tokenizer's special tokens (chat
+    markers, file separators), except the end tokens that absorb unused budget."""
+    special = set(getattr(denoiser.tokenizer, "all_special_ids", None) or [])
+    return sorted(({denoiser.mask_id} | special) - set(denoiser.end_ids))
+
+
 def _blocks(positions: list[int], block_length: int | None) -> list[list[int]]:
     if not block_length:
         return [positions]
@@ -105,7 +112,7 @@ def sample(
     # Steps per block in proportion to its size; every block gets at least one.
     block_steps = [max(1, round(steps_wanted * len(b) / max(total_masks, 1))) for b in blocks]
 
-    never = torch.tensor(sorted({mask_id}), device=device)
+    never = torch.tensor(never_sampled(denoiser), dtype=torch.long, device=device)
     end_ids = torch.tensor(sorted(denoiser.end_ids), dtype=torch.long, device=device)
     forbidden: dict[int, set[int]] = {}
     confidence: dict[int, float] = {}

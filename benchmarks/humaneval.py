@@ -1,0 +1,82 @@
+"""HumanEval-Infilling for the benchmarks: problems read in place, fills run sandboxed.
+
+A problem passes when ``prompt + fill + suffix + test + check(entry_point)`` exits 0 in a
+fresh subprocess within a timeout (never in the benchmark's own process).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+DATA = Path(os.environ.get("LACUNA_BENCH_DATA", Path(__file__).resolve().parents[2]
+                           / "shared" / "bench" / "data"))
+SETS = {
+    "single-line": "HumanEval-SingleLineInfilling.jsonl.gz",
+    "multi-line": "HumanEval-MultiLineInfilling.jsonl.gz",
+    "random-span": "HumanEval-RandomSpanInfilling.jsonl.gz",
+}
+
+
+def load(name: str, limit: int | None = None, data: Path = DATA) -> list[dict]:
+    """Problems of one set, spread evenly over it when ``limit`` takes only some."""
+    path = Path(data) / SETS[name]
+    if not path.exists():
+        raise SystemExit(f"benchmark data not found: {path} (set LACUNA_BENCH_DATA)")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    if limit and limit < len(rows):
+        stride = len(rows) // limit
+        rows = rows[::stride][:limit]
+    return rows
+
+
+def document(problem: dict, marker: str = "") -> tuple[str, int]:
+    """The problem as a document with the hole at the returned offset."""
+    return problem["prompt"] + marker + problem["suffix"], len(problem["prompt"])
+
+
+def program(problem: dict, fill: str) -> str:
+    return (problem["prompt"] + fill + problem["suffix"] + "\n" + problem["test"]
+            + f"\ncheck({problem['entry_point']})\n")
+
+
+def passes(problem: dict, fill: str, timeout: float = 10.0) -> bool:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False, encoding="utf-8") as f:
+        f.write(program(problem, fill))
+        name = f.name
+    try:
+        done = subprocess.run([sys.executable, name], capture_output=True, timeout=timeout,
+                              cwd=tempfile.gettempdir(), env={"PATH": os.environ.get("PATH", "")})
+        return done.returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+    finally:
+        os.unlink(name)
+
+
+def exact_match(problem: dict, fill: str) -> bool:
+    return fill.strip() == problem["canonical_solution"].strip()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def machine() -> str:
+    import platform
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads, {gpu}")

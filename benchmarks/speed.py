@@ -1,0 +1,92 @@
+"""Plain sampler against the fast one, same prompts, one process.
+
+Plain: steps = tokens, low-confidence remasking, no cache (LLaDA's sampler).
+Fast: Fast-dLLM's confidence-threshold parallel decoding, with and without the dual
+key/value cache. Printed per setting: median and p90 latency, forward passes, tokens per
+pass, pass@1 (subprocess-run tests), and ratios against plain.
+
+    .venv/bin/python benchmarks/speed.py --limit 20 [--model DIR] [--sets single-line multi-line]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import humaneval  # noqa: E402
+
+from infill.engine import fill  # noqa: E402
+from infill.models import load_denoiser  # noqa: E402
+from infill.models.default import resolve_model  # noqa: E402
+from infill.types import Hole, InfillRequest, Length, SamplingOptions  # noqa: E402
+
+SETTINGS = {
+    "plain": SamplingOptions(),
+    "threshold 0.9": SamplingOptions(threshold=0.9),
+    "threshold 0.9 + cache": SamplingOptions(threshold=0.9, cache=True),
+    "threshold 0.7 + cache": SamplingOptions(threshold=0.7, cache=True),
+}
+
+
+def budget_for(problem: dict, tokenizer) -> int:
+    """The canonical solution's token count rounded up to a multiple of 8: the same hole
+    for every setting, close to what an editor user would give."""
+    n = len(tokenizer(problem["canonical_solution"], add_special_tokens=False)["input_ids"])
+    return max(8, -(-n // 8) * 8)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model")
+    ap.add_argument("--limit", type=int, default=20)
+    ap.add_argument("--sets", nargs="+", default=["single-line", "multi-line"])
+    ap.add_argument("--context", type=int, default=256, help="context tokens around the hole")
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS))
+    args = ap.parse_args()
+    path, note = resolve_model(args.model)
+    den = load_denoiser(path, device="auto")
+    print(f"model: {path} ({den.family}){' - ' + note if note else ''}")
+    print(f"machine: {humaneval.machine()}")
+    for name in args.sets:
+        problems = humaneval.load(name, args.limit)
+        rows = {}
+        for setting in args.settings:
+            times, passes, tokens, ok = [], [], [], 0
+            for prob in problems:
+                text, at = humaneval.document(prob)
+                hole = Hole(at, at, Length.auto(budget_for(prob, den.tokenizer)))
+                req = InfillRequest(text, [hole], language="python",
+                                    options=SETTINGS[setting], context_tokens=args.context)
+                t0 = time.perf_counter()
+                result = fill(req, den)
+                times.append(time.perf_counter() - t0)
+                passes.append(result.forward_passes)
+                tokens.append(hole.length.tokens)
+                ok += humaneval.passes(prob, result.fills[0].text)
+            rows[setting] = {
+                "median": statistics.median(times),
+                "p90": humaneval.percentile(times, 0.9),
+                "passes": statistics.mean(passes),
+                "tok/pass": sum(tokens) / sum(passes),
+                "pass@1": 100 * ok / len(problems),
+            }
+        base = rows.get("plain")
+        print(f"\n{name}, {len(problems)} problems")
+        print("| setting | median s | p90 s | passes | tokens/pass | pass@1 % |"
+              " latency vs plain | passes vs plain |")
+        print("|---|---|---|---|---|---|---|---|")
+        for setting, r in rows.items():
+            lat = f"{r['median'] / base['median']:.2f}x" if base else "-"
+            fp = f"{r['passes'] / base['passes']:.2f}x" if base else "-"
+            print(f"| {setting} | {r['median']:.2f} | {r['p90']:.2f} | {r['passes']:.1f} | "
+                  f"{r['tok/pass']:.2f} | {r['pass@1']:.1f} | {lat} | {fp} |")
+
+
+if __name__ == "__main__":
+    main()
