@@ -224,6 +224,28 @@ def render(canvas: CanvasView, original: bytes, hole_bytes: list[tuple[int, int]
     return Rendered(b"".join(chunks), segments, tokens, gaps, spans)
 
 
+def _ast_error(data: bytes) -> SyntaxError_ | None:
+    """CPython's first syntax error in ``data`` as a zero-width error, or None."""
+    import ast
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(data)
+    except SyntaxError as e:
+        lines = data.split(b"\n")
+        row = min(max((e.lineno or 1) - 1, 0), len(lines) - 1)
+        line_start = sum(len(x) + 1 for x in lines[:row])
+        col = max((e.offset or 1) - 1, 0)
+        text = lines[row].decode("utf-8", "replace")
+        at = line_start + len(text[:col].encode("utf-8"))
+        return SyntaxError_(at, at, f"python: {e.msg}")
+    except (ValueError, RecursionError, MemoryError):
+        return None
+    return None
+
+
 def _point(data: bytes, offset: int) -> Point:
     row = data.count(b"\n", 0, offset)
     col = offset - (data.rfind(b"\n", 0, offset) + 1)
@@ -365,8 +387,36 @@ class SyntaxConstraint:
 
     def new_errors(self, tree: Tree, rendered: Rendered, canvas: CanvasView
                    ) -> list[SyntaxError_]:
-        """Errors in the rendered tree (subclasses add their own structural checks)."""
-        return syntax_errors(tree)
+        """Errors in the rendered tree (subclasses add their own structural checks).
+
+        Python gets a second opinion at the final review: tree-sitter-python accepts some
+        programs CPython rejects (an unexpected indent, an empty block), so ``ast.parse``
+        (parsing only, nothing runs) must accept the filled text too, unless the original
+        already failed the same way away from the holes.
+        """
+        found = syntax_errors(tree)
+        if self.language == "python" and rendered.final and not found:
+            err = _ast_error(rendered.data)
+            if err is not None and not self._ast_baseline(canvas, err, rendered):
+                found.append(err)
+        return found
+
+    def _ast_baseline(self, canvas: CanvasView, err: SyntaxError_, rendered: Rendered
+                      ) -> bool:
+        """Whether the original document fails ``ast.parse`` at the same place, that
+        place being more than a line away from every hole (``ast`` reports only the first
+        error, and one at the seam of a hole says nothing about the fill)."""
+        original = self._original(canvas.text)
+        base = _ast_error(original)
+        if base is None:
+            return False
+        holes = self._hole_bytes(canvas)
+        lines = [(original.rfind(b"\n", 0, max(hs - 1, 0)),
+                  original.find(b"\n", original.find(b"\n", he) + 1)) for hs, he in holes]
+        if any(a <= base.start and (b < 0 or base.start <= b) for a, b in lines):
+            return False
+        oa, _ = rendered.to_original(err.start, err.end)
+        return abs(oa - base.start) <= 1
 
     def _is_new(self, e: SyntaxError_, rendered: Rendered, canvas: CanvasView) -> bool:
         original = self._original(canvas.text)

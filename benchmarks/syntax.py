@@ -1,0 +1,206 @@
+"""Syntax constraint benchmark on HumanEval-Infilling (multi-line and random-span).
+
+For each problem the hole is the canonical solution's place (an insertion between
+``prompt`` and ``suffix``) with an auto-length budget of the canonical solution's token
+count plus a margin, filled three ways: constraint off, on (every step), on (every k-th
+step). Reported per dataset and mode:
+
+- new syntax errors: the filled program has a tree-sitter ERROR/MISSING node that the
+  reference program (prompt + canonical + suffix) does not have; also ``ast.parse``
+  failures, an independent check;
+- unsatisfied: fills where the constraint said it ran out of remask budget (those are
+  exactly the constrained fills allowed to keep an error);
+- pass@1: greedy fill + the problem's tests, run in a subprocess with a timeout;
+- ms/step: sampler wall time per step, and the constraint's own time per review.
+
+    .venv/bin/python benchmarks/syntax.py --limit 20
+
+Reads ``/work/shared/bench/data`` (``--data``) in place. Model: ``--model DIR``, else
+``infill.models.default.resolve_model(None)`` (the tiny random model until the embedded
+default lands).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from grammars.constraint import SyntaxConstraint, syntax_errors  # noqa: E402
+from grammars.registry import parser_for  # noqa: E402
+from infill.engine import fill  # noqa: E402
+from infill.types import Hole, InfillRequest, Length, SamplingOptions  # noqa: E402
+
+DATA = Path("/work/shared/bench/data")
+FILES = {
+    "multi-line": "HumanEval-MultiLineInfilling.jsonl.gz",
+    "random-span": "HumanEval-RandomSpanInfilling.jsonl.gz",
+}
+
+
+def load(path: Path, limit: int, stride: int) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f]
+    return rows[::stride][:limit]
+
+
+def passes(program: str, timeout: float) -> bool:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(program)
+        name = f.name
+    try:
+        done = subprocess.run([sys.executable, name], capture_output=True, timeout=timeout,
+                              cwd=tempfile.gettempdir(), env={"PATH": os.environ["PATH"]})
+        return done.returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+    finally:
+        os.unlink(name)
+
+
+@dataclass
+class Tally:
+    n: int = 0
+    new_errors: int = 0
+    ast_errors: int = 0
+    unsatisfied: int = 0
+    unsatisfied_with_error: int = 0
+    passed: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    review_seconds: float = 0.0
+    reviews: int = 0
+    remasked: int = 0
+    exceptions: list[str] = field(default_factory=list)
+
+
+def error_count(parser, text: str) -> int:
+    return len(syntax_errors(parser.parse(text.encode("utf-8"))))
+
+
+def run(args: argparse.Namespace) -> dict:
+    from infill.models import load_denoiser
+
+    model_dir, note = args.model, None
+    if model_dir is None:
+        from infill.models.default import resolve_model
+
+        model_dir, note = resolve_model(None)
+    denoiser = load_denoiser(model_dir, device="cpu")
+    tok = denoiser.tokenizer
+    parser = parser_for("python")
+    modes = [("off", None), ("on, every step", 1)]
+    if args.every > 1:
+        modes.append((f"on, every {args.every} steps", args.every))
+    table: dict[tuple[str, str], Tally] = {}
+    for dataset, fname in FILES.items():
+        if dataset not in args.datasets:
+            continue
+        problems = load(args.data / fname, args.limit, args.stride)
+        for prob in problems:
+            text = prob["prompt"] + prob["suffix"]
+            at = len(prob["prompt"])
+            want = len(tok(prob["canonical_solution"], add_special_tokens=False)["input_ids"])
+            budget = min(args.max_budget, max(4, want + args.margin))
+            reference = prob["prompt"] + prob["canonical_solution"] + prob["suffix"]
+            base = error_count(parser, reference)
+            for label, every in modes:
+                t = table.setdefault((dataset, label), Tally())
+                constraint = SyntaxConstraint("python", every=every) if every else None
+                request = InfillRequest(
+                    text, [Hole(at, at, Length.auto(budget))], "python",
+                    SamplingOptions(steps=args.steps, max_remask_rounds=args.rounds),
+                    constrain=constraint is not None,
+                )
+                started = time.perf_counter()
+                result = fill(request, denoiser, constraint=constraint)
+                t.seconds += time.perf_counter() - started
+                t.n += 1
+                t.steps += result.steps
+                t.remasked += result.remasked
+                program = prob["prompt"] + result.fills[0].text + prob["suffix"]
+                bad = error_count(parser, program) > base
+                t.new_errors += bad
+                try:
+                    ast.parse(program)
+                except SyntaxError:
+                    t.ast_errors += 1
+                if result.constraint_satisfied is False:
+                    t.unsatisfied += 1
+                    t.unsatisfied_with_error += bad
+                elif constraint is not None and bad:
+                    t.exceptions.append(prob["task_id"])
+                if constraint is not None:
+                    t.review_seconds += constraint.stats.seconds
+                    t.reviews += constraint.stats.reviews
+                check = f"{program}\n{prob['test']}\ncheck({prob['entry_point']})\n"
+                t.passed += passes(check, args.timeout)
+            print(f"  {dataset} {prob['task_id']} done", file=sys.stderr, flush=True)
+    return {"model": str(model_dir), "note": note, "table": table}
+
+
+def render(out: dict, args: argparse.Namespace) -> str:
+    lines = [
+        f"model: {out['model']}" + (f" ({out['note']})" if out["note"] else ""),
+        f"problems: first {args.limit} per dataset (stride {args.stride}); budget = canonical "
+        f"tokens + {args.margin} (max {args.max_budget}); steps = "
+        f"{args.steps or 'one per mask'}; remask rounds {args.rounds}; torch threads "
+        f"{torch.get_num_threads()}",
+        "",
+        "| dataset | constraint | n | new syntax errors | ast.parse fails | unsatisfied "
+        "| pass@1 | ms/step | constraint ms/review | remasked/fill |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (dataset, label), t in out["table"].items():
+        per_review = (1000 * t.review_seconds / t.reviews) if t.reviews else 0.0
+        lines.append(
+            f"| {dataset} | {label} | {t.n} | {t.new_errors / t.n:.0%} ({t.new_errors}) "
+            f"| {t.ast_errors / t.n:.0%} | {t.unsatisfied} | {t.passed / t.n:.1%} "
+            f"| {1000 * t.seconds / max(t.steps, 1):.1f} | "
+            + (f"{per_review:.2f}" if t.reviews else "-")
+            + f" | {t.remasked / t.n:.1f} |"
+        )
+    exc = [(k, t.exceptions) for k, t in out["table"].items() if t.exceptions]
+    if exc:
+        lines.append("")
+        for (dataset, label), ids in exc:
+            lines.append(f"satisfied but with a new error ({dataset}, {label}): {ids}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=DATA)
+    p.add_argument("--model", type=Path, default=None)
+    p.add_argument("--limit", type=int, default=20, help="problems per dataset")
+    p.add_argument("--stride", type=int, default=1, help="take every n-th problem")
+    p.add_argument("--datasets", nargs="+", default=list(FILES), choices=list(FILES))
+    p.add_argument("--every", type=int, default=4, help="also run with review every k steps")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--margin", type=int, default=8)
+    p.add_argument("--max-budget", type=int, default=160)
+    p.add_argument("--rounds", type=int, default=4, help="max_remask_rounds")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = run(args)
+    print(render(out, args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
