@@ -134,6 +134,8 @@ def _fills(
         kept_pos = [p for p in run.positions if ids[p] not in denoiser.end_ids]
         kept = _kept(tokens, denoiser)
         text = decode(kept)
+        if run.heal and text.startswith(run.heal):
+            text = text[len(run.heal) :]  # the document already has this whitespace
         if request.line_aware and not run.exact:
             text = shape_fill(text, request.text, run.hole.start, run.hole.end)
         out.append(

@@ -25,6 +25,8 @@ class MaskRun:
 
     hole: Hole
     positions: range
+    #: Horizontal whitespace right before the hole, kept out of the context (see ``heal``).
+    heal: str = ""
 
     @property
     def exact(self) -> bool:
@@ -99,7 +101,8 @@ def plan(
     for h in holes:
         if groups:
             last = groups[-1][-1][0]
-            between = _tokenize(tok, text, last.end, h.start, keep="start", cap=cap)
+            between = _tokenize(tok, text, last.end, healed_end(text, last.end, h.start),
+                                keep="start", cap=cap)
             used = sum(g.length.tokens + (len(t.ids) if t else 0) for g, t in groups[-1])
             if (
                 not between.clipped
@@ -119,7 +122,8 @@ def plan(
         spare = room - used
         if context_tokens is not None:
             spare = min(spare, context_tokens)
-        before = _tokenize(tok, text, left_edge, first.start, keep="end", cap=cap)
+        before = _tokenize(tok, text, left_edge, healed_end(text, left_edge, first.start),
+                           keep="end", cap=cap)
         after = _tokenize(tok, text, last.end, right_edge, keep="start", cap=cap)
         n_before, n_after = _split(spare, len(before.ids), len(after.ids))
 
@@ -128,7 +132,9 @@ def plan(
         win_start = before.offsets[-n_before][0] if n_before else first.start
         runs = []
         for h, between in group:
-            runs.append(MaskRun(h, range(len(ids), len(ids) + h.length.tokens)))
+            seg_start = runs[-1].hole.end if runs else left_edge
+            heal = text[healed_end(text, seg_start, h.start) : h.start]
+            runs.append(MaskRun(h, range(len(ids), len(ids) + h.length.tokens), heal))
             ids += [denoiser.mask_id] * h.length.tokens
             if between is not None:
                 ids += between.ids
@@ -137,6 +143,19 @@ def plan(
         ids += list(denoiser.suffix_ids)
         canvases.append(Canvas(ids, runs, (win_start, win_end)))
     return canvases
+
+
+def healed_end(text: str, start: int, end: int) -> int:
+    """Where the context before a hole stops: before the spaces or tabs that end a line
+    with code on it (``return |``). BPE tokenizers glue a space to the word after it, so a
+    context ending in a bare space token is one the model never saw in training; the fill
+    brings its own space and the engine drops it again if the document has one."""
+    cut = end
+    while cut > start and text[cut - 1] in " \t":
+        cut -= 1
+    if cut == end or cut == start or text[cut - 1] == "\n":
+        return end  # no trailing blanks, or only indentation: keep the context as it is
+    return cut
 
 
 def _split(spare: int, have_before: int, have_after: int) -> tuple[int, int]:

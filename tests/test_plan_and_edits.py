@@ -53,7 +53,7 @@ def test_canvas_is_the_document_window_with_masks_for_holes(case, max_length):
             assert len(run.positions) == run.hole.length.tokens
             bounds.append((run.positions.stop, run.hole.end))
         starts = [r.positions.start for r in c.runs] + [len(c.ids)]
-        text_ends = [r.hole.start for r in c.runs] + [c.window[1]]
+        text_ends = [r.hole.start - len(r.heal) for r in c.runs] + [c.window[1]]
         for (pos, char), stop, char_end in zip(bounds, starts, text_ends, strict=True):
             assert decode(c.ids[pos:stop]) == text[char:char_end]
 
@@ -99,6 +99,18 @@ def test_holes_far_apart_get_canvases_of_their_own_and_context_is_centred():
         after = len(c.ids) - c.runs[0].positions.stop
         assert abs(before - after) <= 2, (before, after)
         assert c.window[0] < h.start and c.window[1] > h.end
+
+
+def test_blanks_before_a_hole_stay_out_of_the_context_and_out_of_the_fill():
+    text = "def f(x):\n    return [MASK:2]\n"
+    from infill.holes import find_markers
+
+    den = ScriptedDenoiser([[[t] for t in ids_of(" x")] + [[ids_of("x")[0]]]])
+    (canvas,) = plan(text, find_markers(text), den)
+    assert canvas.runs[0].heal == " "
+    assert decode(canvas.ids[1 : canvas.runs[0].positions.start]).endswith("return")
+    result = fill(InfillRequest(text, find_markers(text)), den)
+    assert apply_edits(text, edits_from_result(result)).startswith("def f(x):\n    return x")
 
 
 def test_a_hole_larger_than_the_window_is_refused():
