@@ -7,8 +7,9 @@ Python. A finder returns a :class:`Body` (or anything with ``start``/``end``, or
 ``(start, end)`` tuple) for the function around ``offset`` whose body is empty or a
 placeholder, else ``None``.
 
-The hole covers only the placeholder (``pass``, ``...``, ``TODO``, ``{}``,
-``raise NotImplementedError``) or the blank lines of an empty body; a docstring is kept.
+The fallback's hole covers only the placeholder (``pass``, ``...``, ``TODO``, ``{}``,
+``raise NotImplementedError``) or the first blank line of an empty body; a docstring is
+kept. The grammars finder may also give ``lead``/``trail`` text written around the fill.
 """
 
 from __future__ import annotations
@@ -26,11 +27,19 @@ _DOCSTRING = re.compile(r'[ \t]*(?:[rRuU]?)("""|\'\'\')[\s\S]*?\1[ \t]*(?:\n|$)'
 
 @dataclass(frozen=True)
 class Body:
-    """The hole for a function body: document offsets ``[start, end)`` and the name."""
+    """Where a function body goes: replace ``text[start:end]`` with ``lead + body + trail``
+    (``lead``/``trail`` open an empty brace body onto its own lines, for instance)."""
 
     start: int
     end: int
     name: str = ""
+    lead: str = ""
+    trail: str = ""
+
+    def prepare(self, text: str) -> tuple[str, int]:
+        """The document to fill (``lead`` and ``trail`` written in) and the hole's offset."""
+        return text[: self.start] + self.lead + self.trail + text[self.end :], (
+            self.start + len(self.lead))
 
 
 def find_body(text: str, language_id: str, offset: int) -> Body | None:
@@ -61,7 +70,8 @@ def _as_body(got: object) -> Body:
         return got
     if isinstance(got, tuple):
         return Body(int(got[0]), int(got[1]))
-    return Body(int(got.start), int(got.end), str(getattr(got, "name", "")))  # type: ignore[attr-defined]
+    return Body(int(got.start), int(got.end), str(getattr(got, "name", "") or ""),  # type: ignore[attr-defined]
+                str(getattr(got, "lead", "") or ""), str(getattr(got, "trail", "") or ""))
 
 
 def _indent_width(s: str) -> int:

@@ -17,6 +17,7 @@ blockLength        semi-autoregressive block length                            `
 marker             marker text                                                 ``[MASK]``
 budget             token budget of an auto-length hole                         ``32``
 inlineBudget       token budget of inline (ghost text) completion              ``16``
+bodyBudget         token budget of "Write function body"                       ``128``
 contextTokens      context tokens kept around the holes (``None``: all)        ``None``
 syntaxConstraint   use the tree-sitter constraint where a grammar exists       ``True``
 =================  ==========================================================  ===========
@@ -46,6 +47,7 @@ class Settings:
     marker: str = "[MASK]"
     budget: int = 32
     inline_budget: int = 16
+    body_budget: int = 128
     context_tokens: int | None = None
     syntax_constraint: bool = True
 
@@ -57,6 +59,7 @@ class Settings:
 _CAMEL = {
     "blockLength": "block_length",
     "inlineBudget": "inline_budget",
+    "bodyBudget": "body_budget",
     "contextTokens": "context_tokens",
     "syntaxConstraint": "syntax_constraint",
 }
@@ -130,6 +133,7 @@ _CHECKS = {
     "marker": _str("marker"),
     "budget": _int("budget", 1, MAX_HOLE_TOKENS),
     "inline_budget": _int("inlineBudget", 1, MAX_HOLE_TOKENS),
+    "body_budget": _int("bodyBudget", 1, MAX_HOLE_TOKENS),
     "context_tokens": _int("contextTokens", 0, optional=True),
     "syntax_constraint": _bool("syntaxConstraint"),
 }

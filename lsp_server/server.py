@@ -544,8 +544,7 @@ def build_server(defaults: Settings | None = None, worker: Worker | None = None)
         body = bodies.find_body(text, doc.language_id or "", start)
         if body is not None:
             name = f" of {body.name}()" if body.name else ""
-            offer(KIND_BODY, f"Write function body{name}",
-                  {"action": "body", "start": body.start, "end": body.end})
+            offer(KIND_BODY, f"Write function body{name}", {"action": "body", "offset": start})
         return actions or None
 
     @server.feature(types.CODE_ACTION_RESOLVE)
@@ -563,6 +562,8 @@ def build_server(defaults: Settings | None = None, worker: Worker | None = None)
             )
         text, settings, enc = doc.source, ls.settings, ls.encoding
         kind = data["action"]
+        body = None
+        canvas = text  # the text the model fills (a body's lead/trail written in)
         if kind == "selection":
             rng = _parse_range(data.get("range"), "data.range")
             a, b = _offsets(text, rng, enc)
@@ -570,17 +571,26 @@ def build_server(defaults: Settings | None = None, worker: Worker | None = None)
         elif kind == "markers":
             holes = marker_holes(text, settings)
         else:
-            a, b = data.get("start"), data.get("end")
-            if not (isinstance(a, int) and isinstance(b, int)):
-                raise invalid("codeAction/resolve: data.start/data.end must be integers")
-            holes = [Hole(a, b, Length.auto(settings.budget))]
+            offset = data.get("offset")
+            if isinstance(offset, bool) or not isinstance(offset, int):
+                raise invalid("codeAction/resolve: data.offset must be an integer")
+            body = bodies.find_body(text, doc.language_id or "", offset)
+            if body is None:
+                raise invalid("codeAction/resolve: no empty function body here any more")
+            canvas, at = body.prepare(text)
+            holes = [Hole(at, at, Length.auto(settings.body_budget))]
         constraint, _ = ls.constraint_for(doc.language_id or "", settings.syntax_constraint)
-        request = make_request(doc, text, holes, settings, constraint is not None)
+        request = make_request(doc, canvas, holes, settings, constraint is not None)
         progress = Progress(ls, action.title, None, None,
                             create=_client_supports(ls, "window", "work_done_progress"))
         result = await ls.run_fill(doc.uri, request, settings, constraint=constraint,
                                    version=doc.version, progress=progress)
-        edits = to_lsp_edits(text, result, enc)
+        if body is None:
+            edits = to_lsp_edits(text, result, enc)
+        else:
+            new_text = body.lead + result.fills[0].text + body.trail
+            edits = [types.TextEdit(range=range_at(text, body.start, body.end, enc),
+                                    new_text=new_text)]
         action.edit = _workspace_edit(ls, doc.uri, doc.version, edits)
         return action
 

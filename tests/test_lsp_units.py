@@ -35,10 +35,10 @@ def test_settings_reject_bad_values_key_by_key():
 # -- the "Write function body" rule -----------------------------------------------------------
 
 
-def _body(marked: str, language: str = "python"):
+def _body(marked: str, language: str = "python", finder=None):
     offset = marked.index("|")
     text = marked.replace("|", "", 1)
-    b = find_body(text, language, offset)
+    b = (finder or (lambda t, o: python_body(t, o)))(text, offset)
     return None if b is None else text[b.start : b.end]
 
 
@@ -61,8 +61,20 @@ def test_python_body_rule(marked, hole):
     assert _body(marked) == hole
 
 
-def test_no_body_rule_for_unknown_languages():
-    assert _body("def f(x):\n    |pass\n", "klingon") is None
+def test_find_body_seam_prefers_the_grammars_finder():
+    """``find_body`` asks grammars first (lead/trail kept), else the Python rule."""
+    text = "function f(a) {}\n"
+    body = find_body(text, "javascript", 5)
+    try:
+        import grammars.functions  # noqa: F401
+    except ImportError:
+        assert body is None  # the fallback knows Python only
+    else:
+        assert body is not None and body.name == "f" and body.lead.startswith("\n")
+        canvas, at = body.prepare(text)
+        assert canvas[:at].endswith(body.lead) and canvas[at:].startswith(body.trail)
+    assert find_body("def f(x):\n    pass\n", "klingon", 14) is None
+    assert find_body("def f(x):\n    pass\n", "python", 14) is not None
     assert python_body("", 0) is None
 
 
