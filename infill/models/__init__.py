@@ -13,7 +13,14 @@ from types import ModuleType
 
 from ..types import Denoiser
 from . import diffusion_gemma, dream, lacuna, llada, masked_lm
-from .weights import ModelLoadError, pick_device, pick_dtype, read_config
+from .weights import (
+    ModelLoadError,
+    WeightPlacer,
+    pick_device,
+    pick_dtype,
+    placing,
+    read_config,
+)
 
 #: Checked in order; the first family whose ``detects`` accepts the config wins. Lacuna comes
 #: first: its config is a Llama one plus a ``lacuna`` section. Masked LMs come last: they are
@@ -44,12 +51,22 @@ def detect_family(path: str | Path) -> Detected:
 
 
 def load_denoiser(
-    path: str | Path, device: str | None = "auto", dtype: str | None = "auto"
+    path: str | Path, device: str | None = "auto", dtype: str | None = "auto",
+    quant: WeightPlacer | None = None,
 ) -> Denoiser:
-    """Load the checkpoint at ``path`` through its family's own module."""
+    """Load the checkpoint at ``path`` through its family's own module.
+
+    ``quant``: a ``WeightPlacer`` (``quant.Quantizer``) that every ``load_into`` of this load
+    hands the weights to as they stream in; it may also have ``loaded(denoiser)``, called on
+    the finished denoiser (for families that load through transformers, not ``load_into``).
+    """
     found = detect_family(path)
     dev = pick_device(device)
-    return found.module.load(Path(path), found.config, dev, pick_dtype(dtype, dev))
+    with placing(quant):
+        denoiser = found.module.load(Path(path), found.config, dev, pick_dtype(dtype, dev))
+    if quant is not None and hasattr(quant, "loaded"):
+        quant.loaded(denoiser)
+    return denoiser
 
 
 __all__ = ["FAMILIES", "Detected", "ModelLoadError", "detect_family", "load_denoiser"]

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -72,6 +75,40 @@ def iter_tensors(path: str | Path) -> Iterator[tuple[str, torch.Tensor]]:
             raise ModelLoadError(f"weights file {file} is corrupt or unreadable: {e}") from None
 
 
+class WeightPlacer(Protocol):
+    """Takes over placing weights while they stream in (``quant/`` implements it).
+
+    ``load_into`` calls ``begin`` once with the module still on the meta device, before any
+    tensor is read (a placer may check memory there, or fill the module itself from a saved
+    quantized copy and return True, in which case no checkpoint tensor is read); then
+    ``place`` for every checkpoint tensor as it arrives, on the CPU in its stored dtype, under
+    the module's parameter name (return True when the placer put it in place itself, e.g.
+    quantized straight onto the device, so at most one layer is ever held unquantized);
+    then ``finish`` after the last tensor and before tied weights are re-tied.
+    """
+
+    def begin(self, module: nn.Module, path: Path, device: torch.device,
+              dtype: torch.dtype) -> bool: ...
+
+    def place(self, module: nn.Module, name: str, tensor: torch.Tensor,
+              device: torch.device, dtype: torch.dtype) -> bool: ...
+
+    def finish(self, module: nn.Module, device: torch.device, dtype: torch.dtype) -> None: ...
+
+
+_PLACER: ContextVar[WeightPlacer | None] = ContextVar("lacuna_weight_placer", default=None)
+
+
+@contextmanager
+def placing(placer: WeightPlacer | None) -> Iterator[None]:
+    """Every ``load_into`` inside this block (this thread only) goes through ``placer``."""
+    token = _PLACER.set(placer)
+    try:
+        yield
+    finally:
+        _PLACER.reset(token)
+
+
 def load_into(
     module: nn.Module,
     path: str | Path,
@@ -89,7 +126,9 @@ def load_into(
     """
     expected = dict(module.named_parameters())
     loaded: set[str] = set()
-    for name, tensor in iter_tensors(path):
+    placer = _PLACER.get()
+    filled = placer is not None and placer.begin(module, Path(path), device, dtype)
+    for name, tensor in () if filled else iter_tensors(path):
         target = rename(name)
         if target is None:
             continue
@@ -103,11 +142,15 @@ def load_into(
                 f"checkpoint tensor {name!r} has shape {tuple(tensor.shape)}, "
                 f"the config implies {tuple(want)}"
             )
+        loaded.add(target)
+        if placer is not None and placer.place(module, target, tensor, device, dtype):
+            continue
         owner_name, _, leaf = target.rpartition(".")
         owner = module.get_submodule(owner_name) if owner_name else module
         value = tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
         owner._parameters[leaf] = nn.Parameter(value, requires_grad=False)
-        loaded.add(target)
+    if placer is not None:
+        placer.finish(module, device, dtype)
     tie = getattr(module, "tie_weights", None)
     if tie is not None:
         tie()
