@@ -31,6 +31,7 @@ negotiated encoding (UTF-16 unless the client offers another).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import logging
 import sys
@@ -47,7 +48,7 @@ from pygls.exceptions import (
     JsonRpcRequestCancelled,
 )
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import JsonRPCRequestMessage, LanguageServerProtocol
+from pygls.protocol import JsonRPCRequestMessage, LanguageServerProtocol, lsp_method
 
 from infill.edits import edits_from_result
 from infill.holes import find_markers, validate_holes
@@ -113,6 +114,7 @@ class LacunaProtocol(LanguageServerProtocol):
     """
 
     initialized_ok = False
+    exit_code: int | None = None
 
     def structure_message(self, data: dict[str, Any]):
         is_request = "jsonrpc" in data and "method" in data and "id" in data
@@ -127,6 +129,25 @@ class LacunaProtocol(LanguageServerProtocol):
             if not is_request:
                 raise
             return _Malformed(data["id"], str(data["method"]), _describe(exc, data))
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args):
+        """pygls' exit, plus TCP: there ``sys.exit`` inside the connection task is swallowed
+        by asyncio and the server would keep listening, so stop the TCP server instead."""
+        if (user_handler := self.fm.features.get(types.EXIT)) is not None:
+            yield user_handler, args, None
+        self.exit_code = 0 if self._shutdown else 1
+        if getattr(self._server, "_server", None) is not None:  # serving TCP
+            self._server.shutdown()
+            return
+        if self.writer is None:
+            sys.exit(self.exit_code)
+        res = self.writer.close()
+        if inspect.isawaitable(res):
+            fut = asyncio.ensure_future(res)
+            fut.add_done_callback(lambda _: sys.exit(self.exit_code))
+        else:
+            sys.exit(self.exit_code)
 
     def handle_message(self, message):
         if isinstance(message, _Malformed):
@@ -175,6 +196,8 @@ class LacunaServer(LanguageServer):
         #: Running and queued jobs per document URI (stale edits are never applied).
         self.jobs: dict[str, set[Job]] = {}
         self.inline_job: Job | None = None
+        #: Jobs by work-done progress token (``window/workDoneProgress/cancel`` stops them).
+        self.progress_jobs: dict[Any, Job] = {}
         self._tokens = itertools.count(1)
 
     @property
@@ -248,6 +271,7 @@ class LacunaServer(LanguageServer):
             self.inline_job = job
         try:
             if progress is not None:
+                progress.job = job
                 progress.start()
             result = await asyncio.wrap_future(job.future)
         except asyncio.CancelledError:
@@ -337,6 +361,7 @@ class Progress:
         self.active = False
         self.ended = False
         self._task: asyncio.Future | None = None
+        self.job: Job | None = None
 
     def start(self) -> None:
         """Begin now with the client's token; or create one in the background: the fill
@@ -366,6 +391,8 @@ class Progress:
             ),
         )
         self.active = True
+        if self.job is not None:
+            self.server.progress_jobs[self.token] = self.job
 
     def step_callback(self, loop: asyncio.AbstractEventLoop) -> Callable[[StepInfo], None]:
         def on_step(info: StepInfo) -> None:  # runs on the worker thread
@@ -397,6 +424,8 @@ class Progress:
             self._task.cancel()
         if self.active:
             self.active = False
+            self.server.progress_jobs.pop(self.token, None)
+            self.server.work_done_progress.tokens.pop(self.token, None)
             self.server.work_done_progress.end(self.token, types.WorkDoneProgressEnd())
 
 
@@ -495,6 +524,12 @@ def build_server(defaults: Settings | None = None, worker: Worker | None = None)
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: LacunaServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.cancel_jobs(params.text_document.uri, "stale")
+
+    @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
+    def progress_cancel(ls: LacunaServer, params: types.WorkDoneProgressCancelParams) -> None:
+        job = ls.progress_jobs.get(params.token)
+        if job is not None:
+            job.cancel("cancelled")
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: LacunaServer, *args) -> None:
@@ -777,5 +812,5 @@ def serve(tcp: str | None = None, init: dict | None = None) -> None:
         if not sep or not port.isdigit():
             raise SystemExit(f"lacuna serve: --tcp wants HOST:PORT, got {tcp!r}")
         server.start_tcp(host or "127.0.0.1", int(port))
-    else:
-        server.start_io()
+        raise SystemExit(server.protocol.exit_code or 0)
+    server.start_io()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,6 +49,7 @@ class Session:
         self.messages: list[types.ShowMessageParams] = []
         self.created_tokens: list[Any] = []
         self.env = env
+        self.process: subprocess.Popen | None = None
         c = self.client
 
         @c.feature(types.PROGRESS)
@@ -67,6 +70,26 @@ class Session:
     def start(self) -> None:
         self.run(self.client.start_io(sys.executable, "-m", "lsp_server", env=self.env,
                                       cwd=str(REPO)))
+
+    def start_tcp(self) -> None:
+        """Spawn ``python -m lsp_server --tcp 127.0.0.1:PORT`` and connect to it."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lsp_server", "--tcp", f"127.0.0.1:{port}"],
+            env=self.env, cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        async def connect():
+            while True:
+                try:
+                    return await self.client.start_tcp("127.0.0.1", port)
+                except OSError:
+                    if self.process.poll() is not None:
+                        raise RuntimeError("the TCP server exited before listening") from None
+                    await asyncio.sleep(0.1)
+
+        self.run(connect(), 60)
 
     def initialize(self, options: dict | None = None, *, progress: bool = True
                    ) -> types.InitializeResult:
@@ -124,6 +147,21 @@ class Session:
     def stop(self) -> int | None:
         """shutdown + exit; returns the server's exit code (None if it had to be killed)."""
         server = self.client._server
+        if self.process is not None:  # TCP: a plain subprocess
+            try:
+                if not self.client.stopped:
+                    self.run(self.client.shutdown_async(None), 15)
+                    self.client.exit(None)
+                return self.process.wait(30)
+            except (TimeoutError, subprocess.TimeoutExpired):
+                self.process.kill()
+                return None
+            finally:
+                try:
+                    self.run(self.client.stop(), 15)
+                except Exception:
+                    pass
+                self.loop.close()
         try:
             if not self.client.stopped:
                 self.run(self.client.shutdown_async(None), 15)

@@ -1,5 +1,7 @@
 """Bad input, all in one server session: each gets a JSON-RPC error with a clear message,
-and the server keeps serving (a valid fill at the end; then shutdown and exit)."""
+and the server keeps serving (a valid fill at the end; then shutdown and exit).
+
+This session runs over TCP (``--tcp HOST:PORT``); the protocol tests cover stdio."""
 
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ def error_of(s: Session, method: str, params) -> tuple[int, str]:
 
 def test_bad_input_in_one_session(tiny_model_dir, tmp_path):
     s = Session(server_env(tiny_model_dir, tmp_path))
-    s.start()
+    s.start_tcp()
     try:
         errors = {}
         # before initialize
@@ -123,6 +125,6 @@ def test_bad_input_in_one_session(tiny_model_dir, tmp_path):
         code, message = error_of(s, "lacuna/fill", {"textDocument": doc})
         assert code == -32600 and "shutting down" in message
         s.client.exit(None)
-        assert s.run(s.client._server.wait(), 15) == 0
+        assert s.process.wait(30) == 0
     finally:
         s.stop()

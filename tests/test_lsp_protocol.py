@@ -165,6 +165,14 @@ def test_cancel_mid_fill_stops_the_sampler_and_keeps_serving(lsp):
     assert e.value.code == -32800
     at_cancel = len(_reports(lsp, "slow-1"))
     assert [v["kind"] for tok, v, _ in lsp.progress if tok == "slow-1"][-1] == "end"
+    # cancelling the progress (the client's progress UI) stops the fill the same way
+    fut = _slow_fill(lsp, "slow-2", "slow-request-2")
+    lsp.wait_until(lambda: len(_reports(lsp, "slow-2")) >= 1)
+    lsp.client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(
+        token="slow-2"))
+    with pytest.raises(JsonRpcException) as e:
+        lsp.wait(fut)
+    assert e.value.code == -32800
     after = fill(lsp, version=1, ranges=[rng(2, 0, 2, 0)])  # the next request works
     assert after["stats"]["model"]["loads"] == loads_before  # the model stayed loaded
     assert len(_reports(lsp, "slow-1")) == at_cancel < 300
