@@ -32,8 +32,9 @@ token at some position; the sampler's remask budget bounds the rounds):
 Reopening without forbidding is ``Remask(position, forbid=mask_id)``: the mask token is
 never sampled anyway, so forbidding it adds nothing.
 
-Baseline. The original document is parsed once per set of holes in view; its errors that
-do not touch a hole are the baseline. A new error whose range, mapped back to original
+Baseline. The original document is parsed once per set of holes in view; its errors away
+from the holes' seams (the hole's lines plus one line either side, see ``seams``) are the
+baseline. A new error whose range, mapped back to original
 coordinates, overlaps a baseline error and does not lie wholly inside a hole is not the
 model's doing and is never blamed.
 """
@@ -224,6 +225,26 @@ def render(canvas: CanvasView, original: bytes, hole_bytes: list[tuple[int, int]
     return Rendered(b"".join(chunks), segments, tokens, gaps, spans)
 
 
+def seams(original: bytes, holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Each hole widened to whole lines plus one line either side: the stretch a fill is
+    expected to make whole. An error of the original there is the hole's own (the span
+    being rewritten, or the seam a missing span left), not baseline."""
+    out = []
+    for hs, he in holes:
+        a = original.rfind(b"\n", 0, hs)  # end of the line before the hole's line
+        a = original.rfind(b"\n", 0, max(a, 0)) + 1 if a > 0 else 0
+        b = original.find(b"\n", he)
+        b = original.find(b"\n", b + 1) if b >= 0 else -1
+        out.append((a, len(original) if b < 0 else b))
+    return out
+
+
+def away_from_seams(errors: list[SyntaxError_], original: bytes,
+                    holes: list[tuple[int, int]]) -> list[SyntaxError_]:
+    spans = seams(original, holes)
+    return [e for e in errors if not any(e.start <= b and a <= e.end for a, b in spans)]
+
+
 def _ast_error(data: bytes) -> SyntaxError_ | None:
     """CPython's first syntax error in ``data`` as a zero-width error, or None."""
     import ast
@@ -374,8 +395,7 @@ class SyntaxConstraint:
 
     def baseline_errors(self, tree: Tree, original: bytes,
                         holes: list[tuple[int, int]]) -> list[SyntaxError_]:
-        return [e for e in syntax_errors(tree)
-                if not any(e.start <= he and hs <= e.end for hs, he in holes)]
+        return away_from_seams(syntax_errors(tree), original, holes)
 
     def _errors(self, canvas: CanvasView, final: bool):
         original = self._original(canvas.text)

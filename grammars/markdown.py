@@ -21,7 +21,13 @@ from tree_sitter import Node, Tree
 
 from infill.types import CanvasView
 
-from .constraint import Rendered, SyntaxConstraint, SyntaxError_, syntax_errors
+from .constraint import (
+    Rendered,
+    SyntaxConstraint,
+    SyntaxError_,
+    away_from_seams,
+    syntax_errors,
+)
 
 MARKERS = {
     "atx_h1_marker", "atx_h2_marker", "atx_h3_marker", "atx_h4_marker", "atx_h5_marker",
@@ -69,8 +75,7 @@ class MarkdownConstraint(SyntaxConstraint):
             (kind, a) for kind, a, b in markers(tree)
             if not any(a < he and hs < b or hs <= a < he for hs, he in holes)
         }
-        found = syntax_errors(tree) + unclosed_fences(tree)
-        return [e for e in found if not any(e.start <= he and hs <= e.end for hs, he in holes)]
+        return away_from_seams(syntax_errors(tree) + unclosed_fences(tree), original, holes)
 
     def new_errors(self, tree: Tree, rendered: Rendered, canvas: CanvasView
                    ) -> list[SyntaxError_]:

@@ -211,3 +211,14 @@ def test_python_errors_tree_sitter_misses_are_caught_by_ast_at_the_end():
     # A document that already fails ast.parse far from the hole does not block the fill.
     broken = "def g(:\n    pass\n\n\n" + doc
     assert SyntaxConstraint("python").review(_view(broken, "[MASK]", good)) == []
+
+
+def test_errors_at_the_seam_of_a_missing_span_are_the_fills_to_fix():
+    # Like HumanEval: the document lacks a span, so it is broken right where the hole is.
+    # That breakage is not baseline: the fill must mend it.
+    doc = "def f(x):\n    y = (x[MASK]\n    return y\n"
+    wishes = [[[PLUS, RPAREN]]]
+    _, text_off, _ = run(doc, wishes, "python", constrain=False)
+    assert new_errors("python", text_off) > 0
+    on, text_on, _ = run(doc, wishes, "python", constrain=True)
+    assert on.fills[0].text == ")" and new_errors("python", text_on) == 0
