@@ -132,8 +132,11 @@ def synthetic(args: argparse.Namespace) -> None:
     cfg = TransformerConfig(vocab_size=126464, hidden_size=4096, intermediate_size=12288,
                             num_layers=32, num_heads=32, num_kv_heads=32, max_position=4096,
                             rope_theta=500000.0)
+    if args.synthetic == "llada-smoke":  # the same code on a shape any CPU holds
+        cfg = TransformerConfig(vocab_size=1024, hidden_size=256, intermediate_size=768,
+                                num_layers=2, num_heads=4, num_kv_heads=4, max_position=512)
     device = torch.device(args.device)
-    print(f"synthetic LLaDA-8B shape on {device}; machine: {humaneval.machine()}")
+    print(f"synthetic {args.synthetic} on {device}; machine: {humaneval.machine()}")
     print("| mode | weights GiB | peak while loading GiB | peak in a forward GiB | "
           f"forward {args.length} tokens ms |")
     print("|---|---|---|---|---|")
@@ -192,7 +195,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="timed runs of the fixed fill")
     ap.add_argument("--length", type=int, default=256, help="synthetic: tokens per forward")
     ap.add_argument("--threads", type=int)
-    ap.add_argument("--synthetic", choices=["llada-8b"])
+    ap.add_argument("--synthetic", choices=["llada-8b", "llada-smoke"])
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.synthetic:
