@@ -149,7 +149,7 @@ class Session:
         server = self.client._server
         if self.process is not None:  # TCP: a plain subprocess
             try:
-                if not self.client.stopped:
+                if self.process.poll() is None and not self.client.stopped:
                     self.run(self.client.shutdown_async(None), 15)
                     self.client.exit(None)
                 return self.process.wait(30)
