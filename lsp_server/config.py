@@ -8,7 +8,7 @@ key                meaning                                                     d
 =================  ==========================================================  ===========
 model              model directory (``None``: ``$LACUNA_MODEL`` / the default)  ``None``
 device             ``auto``, ``cpu``, ``cuda``, ``cuda:1`` ...                 ``auto``
-quant              ``none``, ``int8``, ``nf4``                                 ``none``
+quant              ``none``, ``int8``, ``nf4``, ``torch-int8``, ``auto``        ``none``
 steps              denoising steps per canvas (``None``: one per token)        ``None``
 threshold          confidence threshold (parallel decoding) instead of steps   ``None``
 temperature        sampling temperature (0: greedy)                            ``0.0``
@@ -31,7 +31,10 @@ from typing import Any
 
 from infill.holes import MAX_HOLE_TOKENS
 
-QUANT_MODES = ("none", "int8", "nf4")
+try:  # the quant package names its modes; this list is the fallback
+    from quant import CHOICES as QUANT_MODES
+except ImportError:  # pragma: no cover - quant is part of the project
+    QUANT_MODES = ("none", "int8", "nf4", "auto", "torch-int8")
 
 
 @dataclass(frozen=True)

@@ -44,24 +44,22 @@ def resolve_model(path: str | None) -> tuple[Path, str | None]:
     return Path(chosen).expanduser(), None
 
 
-def quantize(denoiser: Denoiser, mode: str) -> Denoiser:
-    """Apply the ``quant`` setting through ``quant.quantize`` (the quant issue's seam)."""
-    if mode in (None, "none"):
-        return denoiser
-    try:
-        from quant import quantize as do_quantize  # type: ignore[attr-defined]
-    except ImportError:
-        raise ModelLoadError(
-            f"quantization {mode!r} is not available in this build (quant.quantize is missing)"
-        ) from None
-    return do_quantize(denoiser, mode)
-
-
 def load(settings: Settings) -> tuple[Denoiser, dict[str, object]]:
+    """Load the configured model; a ``quant`` other than ``none`` goes through
+    ``quant.load``, which quantizes the weights while they stream in."""
     path, note = resolve_model(settings.model)
-    denoiser = load_denoiser(path, device=settings.device)
-    denoiser = quantize(denoiser, settings.quant)
-    info: dict[str, object] = {"path": str(path), "family": getattr(denoiser, "family", None)}
+    if settings.quant in (None, "none"):
+        denoiser = load_denoiser(path, device=settings.device)
+    else:
+        try:
+            import quant
+        except ImportError:
+            raise ModelLoadError(
+                f"quantization {settings.quant!r} needs the quant package, which is missing"
+            ) from None
+        denoiser = quant.load(path, device=settings.device, mode=settings.quant)
+    info: dict[str, object] = {"path": str(path), "family": getattr(denoiser, "family", None),
+                               "quant": settings.quant}
     if note:
         info["note"] = note
     return denoiser, info

@@ -145,3 +145,15 @@ def test_worker_cancel_stops_within_one_step(worker):
     t = time.monotonic()
     assert worker.submit(_request(), Settings()).future.result(30).fills
     assert time.monotonic() - t < 30
+
+
+def test_default_loader_resolves_and_quantizes(tiny_model_dir):
+    from lsp_server import worker
+
+    denoiser, info = worker.load(Settings(model=str(tiny_model_dir), device="cpu"))
+    assert info["path"] == str(tiny_model_dir) and info["family"] == "lacuna"
+    q, qinfo = worker.load(Settings(model=str(tiny_model_dir), device="cpu",
+                                    quant="torch-int8"))
+    assert qinfo["quant"] == "torch-int8" and getattr(q, "quant_report", None) is not None
+    with pytest.raises(ModelLoadError):
+        worker.load(Settings(model=str(tiny_model_dir / "missing"), device="cpu"))
