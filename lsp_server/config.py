@@ -20,6 +20,10 @@ inlineBudget       token budget of inline (ghost text) completion              `
 bodyBudget         token budget of "Write function body"                       ``128``
 contextTokens      context tokens kept around the holes (``None``: all)        ``None``
 syntaxConstraint   use the tree-sitter constraint where a grammar exists       ``True``
+lengthPolicy       auto-length holes: ``absorb``, ``grow``, ``best_of``        ``absorb``
+cache              reuse the context's keys/values between steps              ``False``
+inlineThreshold    confidence threshold for ghost text (latency first)        ``0.9``
+inlineContext      context tokens around the cursor for ghost text            ``256``
 =================  ==========================================================  ===========
 """
 
@@ -53,6 +57,11 @@ class Settings:
     body_budget: int = 128
     context_tokens: int | None = None
     syntax_constraint: bool = True
+    length_policy: str = "absorb"
+    cache: bool = False
+    #: Inline completion is latency-first: parallel decoding, cached context, small window.
+    inline_threshold: float | None = 0.9
+    inline_context: int | None = 256
 
     def model_key(self) -> tuple[str | None, str, str]:
         """What decides which loaded model serves a request: change it and it reloads."""
@@ -65,6 +74,9 @@ _CAMEL = {
     "bodyBudget": "body_budget",
     "contextTokens": "context_tokens",
     "syntaxConstraint": "syntax_constraint",
+    "lengthPolicy": "length_policy",
+    "inlineThreshold": "inline_threshold",
+    "inlineContext": "inline_context",
 }
 #: Accepted synonyms (CLI flags and snake_case spellings).
 _ALIASES = {f.name: f.name for f in fields(Settings)} | _CAMEL | {
@@ -139,6 +151,10 @@ _CHECKS = {
     "body_budget": _int("bodyBudget", 1, MAX_HOLE_TOKENS),
     "context_tokens": _int("contextTokens", 0, optional=True),
     "syntax_constraint": _bool("syntaxConstraint"),
+    "length_policy": _str("lengthPolicy", choices=("absorb", "grow", "best_of")),
+    "cache": _bool("cache"),
+    "inline_threshold": _float("inlineThreshold", 0.0, 1.0, optional=True, open_lo=True),
+    "inline_context": _int("inlineContext", 0, optional=True),
 }
 
 

@@ -61,6 +61,7 @@ from infill.types import (
     InfillRequest,
     InfillResult,
     Length,
+    LengthOptions,
     SamplingOptions,
     StepInfo,
 )
@@ -432,21 +433,24 @@ class Progress:
 # -- building requests ----------------------------------------------------------------------
 
 
-def sampling(settings: Settings) -> SamplingOptions:
+def sampling(settings: Settings, inline: bool = False) -> SamplingOptions:
+    """Explicit fills are quality-first (the settings as given); ghost text is latency-first:
+    confidence-threshold decoding on a cached context."""
     try:
         return SamplingOptions(
             steps=settings.steps,
-            threshold=settings.threshold,
+            threshold=settings.inline_threshold if inline else settings.threshold,
             temperature=settings.temperature,
             seed=settings.seed,
             block_length=settings.block_length,
+            cache=True if inline else settings.cache,
         )
     except InfillError as e:
         raise invalid(str(e)) from None
 
 
-def make_request(doc, text: str, holes: list[Hole], settings: Settings, constrain: bool
-                 ) -> InfillRequest:
+def make_request(doc, text: str, holes: list[Hole], settings: Settings, constrain: bool,
+                 inline: bool = False) -> InfillRequest:
     try:
         holes = validate_holes(text, holes)
     except InfillError as e:
@@ -455,9 +459,10 @@ def make_request(doc, text: str, holes: list[Hole], settings: Settings, constrai
         text=text,
         holes=holes,
         language=doc.language_id or "plaintext",
-        options=sampling(settings),
+        options=sampling(settings, inline),
         constrain=constrain,
-        context_tokens=settings.context_tokens,
+        context_tokens=settings.inline_context if inline else settings.context_tokens,
+        length=LengthOptions(policy=settings.length_policy),
     )
 
 
@@ -687,7 +692,7 @@ def build_server(defaults: Settings | None = None, worker: Worker | None = None)
             raise invalid(f"inlineCompletion: {e}") from None
         hole = Hole(offset, offset, Length.auto(settings.inline_budget))
         constraint, _ = ls.constraint_for(doc.language_id or "", settings.syntax_constraint)
-        request = make_request(doc, text, [hole], settings, constraint is not None)
+        request = make_request(doc, text, [hole], settings, constraint is not None, inline=True)
         progress = None
         if params.work_done_token is not None:
             progress = Progress(ls, "Lacuna", params.work_done_token, None, create=False)

@@ -157,3 +157,16 @@ def test_default_loader_resolves_and_quantizes(tiny_model_dir):
     assert qinfo["quant"] == "torch-int8" and getattr(q, "quant_report", None) is not None
     with pytest.raises(ModelLoadError):
         worker.load(Settings(model=str(tiny_model_dir / "missing"), device="cpu"))
+
+
+def test_ghost_text_is_latency_first_and_explicit_fills_follow_the_settings():
+    from lsp_server.config import Settings, merge
+    from lsp_server.server import sampling
+
+    settings, problems = merge(Settings(), {"lengthPolicy": "grow", "threshold": 0.5})
+    assert problems == [] and settings.length_policy == "grow"
+    inline, explicit = sampling(settings, inline=True), sampling(settings)
+    assert inline.threshold == 0.9 and inline.cache
+    assert explicit.threshold == 0.5 and not explicit.cache
+    _, problems = merge(Settings(), {"lengthPolicy": "guess"})
+    assert problems and "lengthPolicy" in problems[0]
