@@ -107,6 +107,7 @@ class Quantizer:
         self._before = 0
         self._params = 0
         self._layers = 0
+        self._after_load = False
 
     # -- planning ------------------------------------------------------------------------
     def plan(self, module: nn.Module, device: torch.device, dtype: torch.dtype) -> str:
@@ -139,13 +140,17 @@ class Quantizer:
     def begin(self, module: nn.Module, path: Path, device: torch.device,
               dtype: torch.dtype) -> bool:
         self.plan(module, device, dtype)
+        # A checkpoint whose family merges an adapter into the weights after load_into
+        # (the embedded default) is quantized after that merge, in ``loaded``.
+        self._after_load = _merges_adapter(path)
         return False
 
     def place(self, module: nn.Module, name: str, tensor: torch.Tensor,
               device: torch.device, dtype: torch.dtype) -> bool:
         owner, _, leaf = name.rpartition(".")
         spec = self._targets.get(owner)
-        if spec is None or leaf not in ("weight", "bias") or self.mode in (None, "none"):
+        if (spec is None or leaf not in ("weight", "bias") or self.mode in (None, "none")
+                or self._after_load):
             return False
         parts = self._pending.setdefault(owner, {})
         parts[leaf] = tensor
@@ -170,6 +175,9 @@ class Quantizer:
         dtype = getattr(denoiser, "dtype", None) or torch.float32
         if self.mode is None:  # loaded by transformers, not load_into: convert in place
             self.convert(module, device, dtype, plan=True)
+        elif self._after_load:
+            self.convert(module, device, dtype, plan=False,
+                         names=[*self._targets, *self._tied_heads])
         elif self._tied_heads:
             self.convert(module, device, dtype, plan=False, names=self._tied_heads)
         self.report = QuantReport(
@@ -200,6 +208,18 @@ class Quantizer:
                                      threshold=self.threshold))
             del lin, weight
             self._layers += 1
+
+
+def _merges_adapter(path: Path | None) -> bool:
+    """Whether the checkpoint at ``path`` has weights merged in after ``load_into``."""
+    import json
+
+    try:
+        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, TypeError, ValueError):
+        return False
+    section = config.get("lacuna") if isinstance(config, dict) else None
+    return isinstance(section, dict) and bool(section.get("adapter"))
 
 
 def _device_of(module: nn.Module) -> torch.device:

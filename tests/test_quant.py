@@ -106,6 +106,24 @@ def test_saved_model_loads_back_without_quantizing(tiny_model_dir, tmp_path, ids
         quant.quantizer_for(out, "none" if mode != "none" else "int8")
 
 
+def test_a_model_with_an_adapter_is_quantized_after_the_merge(tiny_model_dir, tmp_path, ids):
+    import json
+    import shutil
+
+    model = tmp_path / "with-adapter"
+    shutil.copytree(tiny_model_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    config["lacuna"]["adapter"] = "adapter.safetensors"
+    (model / "config.json").write_text(json.dumps(config))
+    q = Quantizer("torch-int8")
+    with torch.device("meta"):
+        module = Transformer(TransformerConfig(32, 16, 32, 1, 2, 2, 16))
+    q.begin(module, model, torch.device("cpu"), torch.float32)
+    weight = torch.zeros(16, 16)
+    assert not q.place(module, "layers.0.self_attn.q_proj.weight", weight, torch.device("cpu"),
+                       torch.float32)  # left for after the merge
+
+
 def test_missing_bitsandbytes_is_a_clear_error(tiny_model_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)
     with pytest.raises(QuantError, match="needs bitsandbytes.*pip install bitsandbytes"):
