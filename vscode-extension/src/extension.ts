@@ -12,7 +12,6 @@ import {
   LanguageClientOptions,
   ServerOptions,
   State,
-  TransportKind,
 } from "vscode-languageclient/node";
 import { describe, findServer, INSTALL_HINT, ServerCommand, ServerNotFound } from "./discovery";
 import { Fills } from "./fill";
@@ -131,7 +130,8 @@ export class Lacuna implements vscode.Disposable {
     const serverOptions: ServerOptions = {
       command: cmd.command,
       args: cmd.args,
-      transport: TransportKind.stdio,
+      // No `transport`: TransportKind.stdio would append `--stdio`, which `lacuna serve`
+      // rejects; a plain command already talks LSP on stdio.
       options: { env, cwd: folders[0] },
     };
     const settings = this.serverSettings();

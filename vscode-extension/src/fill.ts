@@ -40,7 +40,7 @@ export interface FillResponse {
   };
 }
 
-interface Partial {
+interface PartialFill {
   step: number;
   total: number;
   texts: string[] | null;
@@ -179,7 +179,7 @@ export class Fills {
           );
           if (partialResultToken && live) {
             subs.push(
-              client.onProgress(new ProgressType<Partial>(), partialResultToken, (v) => {
+              client.onProgress(new ProgressType<PartialFill>(), partialResultToken, (v) => {
                 if (v && Array.isArray(v.texts)) live.show(v.texts);
               }),
             );
