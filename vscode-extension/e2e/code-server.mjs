@@ -110,6 +110,7 @@ fs.writeFileSync(path.join(userData, "User", "settings.json"), JSON.stringify({
   "lacuna.modelDirectory": model,
   "lacuna.device": "cpu",
   "lacuna.budget": 8,
+  "lacuna.bodyBudget": 16,
   "lacuna.seed": 1,
   "lacuna.inline.enabled": false,
 }, null, 2));

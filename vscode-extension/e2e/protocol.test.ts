@@ -35,7 +35,7 @@ import { lacunaCommand, modelDir, SAMPLE } from "./server";
 const lacuna = lacunaCommand();
 const URI = "file:///tmp/lacuna-e2e/sample.py";
 
-const BASE = { device: "cpu", seed: 1, budget: 8, "inline.budget": 4 };
+const BASE = { device: "cpu", seed: 1, budget: 8, bodyBudget: 16, "inline.budget": 4 };
 
 function config(values: Record<string, unknown>) {
   return { get: <T>(k: string) => values[k] as T | undefined };

@@ -26,9 +26,17 @@ export interface ServerSettings {
   marker: string;
   budget: number;
   inlineBudget: number;
+  bodyBudget: number;
   contextTokens: number | null;
   syntaxConstraint: boolean;
+  lengthPolicy: string;
+  cache: boolean;
+  inlineThreshold: number | null;
+  inlineContext: number | null;
 }
+
+export const QUANT_MODES = ["none", "int8", "nf4", "torch-int8", "auto"];
+export const LENGTH_POLICIES = ["absorb", "grow", "best_of"];
 
 /** VS Code setting (under `lacuna.`) -> server key. */
 export const SERVER_KEYS: ReadonlyArray<readonly [string, keyof ServerSettings]> = [
@@ -43,8 +51,13 @@ export const SERVER_KEYS: ReadonlyArray<readonly [string, keyof ServerSettings]>
   ["marker", "marker"],
   ["budget", "budget"],
   ["inline.budget", "inlineBudget"],
+  ["bodyBudget", "bodyBudget"],
   ["contextTokens", "contextTokens"],
   ["syntaxConstraint", "syntaxConstraint"],
+  ["lengthPolicy", "lengthPolicy"],
+  ["cache", "cache"],
+  ["inline.confidenceThreshold", "inlineThreshold"],
+  ["inline.contextTokens", "inlineContext"],
 ];
 
 /** Settings that change how the server process is started: they need a restart. */
@@ -62,8 +75,13 @@ export const DEFAULTS: ServerSettings = {
   marker: "[MASK]",
   budget: 32,
   inlineBudget: 16,
+  bodyBudget: 128,
   contextTokens: null,
   syntaxConstraint: true,
+  lengthPolicy: "absorb",
+  cache: false,
+  inlineThreshold: 0.9,
+  inlineContext: 256,
 };
 
 export interface Mapped {
@@ -103,30 +121,49 @@ export function toServerSettings(
 
   const quant = config.get<string>("quantization");
   if (quant !== undefined && quant !== null) {
-    if (typeof quant === "string" && ["none", "int8", "nf4"].includes(quant.toLowerCase())) {
+    if (typeof quant === "string" && QUANT_MODES.includes(quant.toLowerCase())) {
       s.quant = quant.toLowerCase();
-    } else bad("quantization", quant, "must be none, int8 or nf4");
+    } else bad("quantization", quant, `must be one of ${QUANT_MODES.join(", ")}`);
+  }
+
+  const policy = config.get<string>("lengthPolicy");
+  if (policy !== undefined && policy !== null) {
+    if (typeof policy === "string" && LENGTH_POLICIES.includes(policy.toLowerCase())) {
+      s.lengthPolicy = policy.toLowerCase();
+    } else bad("lengthPolicy", policy, `must be one of ${LENGTH_POLICIES.join(", ")}`);
   }
 
   for (const [key, target] of [
     ["steps", "steps"],
     ["blockLength", "blockLength"],
-    ["contextTokens", "contextTokens"],
   ] as const) {
     const v = config.get<number | null>(key);
-    if (key === "contextTokens" && v === 0) {
-      s.contextTokens = 0;
-      continue;
-    }
     const got = optionalPositiveInt(v);
     if (got === undefined) bad(key, v, "must be a positive integer or empty");
     else s[target] = got;
   }
 
-  const threshold = config.get<number | null>("confidenceThreshold");
-  if (threshold !== undefined && threshold !== null && threshold !== 0) {
-    if (typeof threshold === "number" && threshold > 0 && threshold <= 1) s.threshold = threshold;
-    else bad("confidenceThreshold", threshold, "must be in (0, 1] or empty");
+  // Context windows: empty (null) means the whole document, 0 means none.
+  for (const [key, target] of [
+    ["contextTokens", "contextTokens"],
+    ["inline.contextTokens", "inlineContext"],
+  ] as const) {
+    const v = config.get<number | null>(key);
+    if (v === undefined) continue;
+    if (v === null || (typeof v === "number" && Number.isInteger(v) && v >= 0)) s[target] = v;
+    else bad(key, v, "must be an integer >= 0 or empty");
+  }
+
+  // Confidence thresholds: empty (null) or 0 means "use steps".
+  for (const [key, target] of [
+    ["confidenceThreshold", "threshold"],
+    ["inline.confidenceThreshold", "inlineThreshold"],
+  ] as const) {
+    const v = config.get<number | null>(key);
+    if (v === undefined) continue;
+    if (v === null || v === 0) s[target] = null;
+    else if (typeof v === "number" && v > 0 && v <= 1) s[target] = v;
+    else bad(key, v, "must be in (0, 1] or empty");
   }
 
   const temperature = config.get<number>("temperature");
@@ -150,6 +187,7 @@ export function toServerSettings(
   for (const [key, target] of [
     ["budget", "budget"],
     ["inline.budget", "inlineBudget"],
+    ["bodyBudget", "bodyBudget"],
   ] as const) {
     const v = config.get<number>(key);
     if (v === undefined || v === null) continue;
@@ -157,8 +195,14 @@ export function toServerSettings(
     else bad(key, v, "must be an integer >= 1");
   }
 
-  const constraint = config.get<boolean>("syntaxConstraint");
-  if (typeof constraint === "boolean") s.syntaxConstraint = constraint;
+  for (const [key, target] of [
+    ["syntaxConstraint", "syntaxConstraint"],
+    ["cache", "cache"],
+  ] as const) {
+    const v = config.get<boolean>(key);
+    if (typeof v === "boolean") s[target] = v;
+    else if (v !== undefined && v !== null) bad(key, v, "must be true or false");
+  }
 
   return { settings: s, problems };
 }

@@ -20,13 +20,14 @@ suite("settings mapping", () => {
     const { settings, problems } = toServerSettings(config({
       modelDirectory: "/models/llada", device: "cuda:1", quantization: "NF4", steps: 12,
       confidenceThreshold: 0.9, temperature: 0.7, seed: 3, blockLength: 8, marker: "<<FILL>>",
-      budget: 64, "inline.budget": 8, contextTokens: 512, syntaxConstraint: false,
+      budget: 64, "inline.budget": 8, bodyBudget: 40, contextTokens: 512, syntaxConstraint: false,
+      lengthPolicy: "best_of", cache: true, "inline.confidenceThreshold": 0.8, "inline.contextTokens": 64,
     }));
     assert.deepEqual(problems, []);
     assert.deepEqual(settings, {
       model: "/models/llada", device: "cuda:1", quant: "nf4", steps: 12, threshold: 0.9, temperature: 0.7,
-      seed: 3, blockLength: 8, marker: "<<FILL>>", budget: 64, inlineBudget: 8, contextTokens: 512,
-      syntaxConstraint: false,
+      seed: 3, blockLength: 8, marker: "<<FILL>>", budget: 64, inlineBudget: 8, bodyBudget: 40, contextTokens: 512,
+      syntaxConstraint: false, lengthPolicy: "best_of", cache: true, inlineThreshold: 0.8, inlineContext: 64,
     });
   });
 
@@ -39,14 +40,22 @@ suite("settings mapping", () => {
     assert.ok("model" in settings && "threshold" in settings);
   });
 
-  test("contextTokens 0 means no context, empty means all", () => {
+  test("context windows: 0 means no context, empty means all", () => {
     assert.equal(toServerSettings(config({ contextTokens: 0 })).settings.contextTokens, 0);
     assert.equal(toServerSettings(config({ contextTokens: null })).settings.contextTokens, null);
+    assert.equal(toServerSettings(config({ "inline.contextTokens": null })).settings.inlineContext, null);
+    assert.equal(toServerSettings(config({})).settings.inlineContext, 256);
+  });
+
+  test("the inline threshold can be cleared (steps instead) but keeps its default otherwise", () => {
+    assert.equal(toServerSettings(config({})).settings.inlineThreshold, 0.9);
+    assert.equal(toServerSettings(config({ "inline.confidenceThreshold": null })).settings.inlineThreshold, null);
+    assert.equal(toServerSettings(config({ "inline.confidenceThreshold": 0 })).settings.inlineThreshold, null);
   });
 
   test("bad values fall back to the default and are reported, one line each", () => {
     const { settings, problems } = toServerSettings(config({
-      quantization: "fp4", steps: -2, confidenceThreshold: 1.5, temperature: -1, seed: 1.5, marker: "", budget: 0,
+      quantization: "fp4", lengthPolicy: "longest", cache: "yes", steps: -2, confidenceThreshold: 1.5, temperature: -1, seed: 1.5, marker: "", budget: 0,
     }));
     assert.equal(settings.quant, "none");
     assert.equal(settings.steps, null);
@@ -55,9 +64,11 @@ suite("settings mapping", () => {
     assert.equal(settings.seed, 0);
     assert.equal(settings.marker, "[MASK]");
     assert.equal(settings.budget, 32);
-    assert.equal(problems.length, 7);
+    assert.equal(settings.lengthPolicy, "absorb");
+    assert.equal(settings.cache, false);
+    assert.equal(problems.length, 9);
     assert.ok(problems.every((p) => p.startsWith("lacuna.")));
-    assert.match(problems.join("\n"), /lacuna\.quantization: must be none, int8 or nf4, got "fp4"/);
+    assert.match(problems.join("\n"), /lacuna\.quantization: must be one of none, int8, nf4, torch-int8, auto, got "fp4"/);
   });
 
   test("~ and ${workspaceFolder} expand in the model directory", () => {
