@@ -263,6 +263,26 @@ try {
     console.log(`${ok ? "ok" : "FAILED"} - ${what}`);
     if (!ok) failed = true;
   }
+
+  // Toggle Inline Suggestions (off in this run's settings) from the palette, then type:
+  // the status bar loses its crossed circle, and ghost text may appear at the cursor.
+  await page.keyboard.press("F1");
+  await input.waitFor();
+  await input.fill(">Lacuna: Toggle Inline Suggestions");
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: "Toggle Inline Suggestions" }).first().waitFor();
+  await page.keyboard.press("Enter");
+  const inlineOn = await page.waitForFunction(() => [...document.querySelectorAll(".statusbar-item")].some((e) =>
+    /Lacuna: \S+ · cpu/.test(e.textContent ?? "") && !e.querySelector(".codicon-circle-slash")), null, { timeout: 10000 })
+    .then(() => true, () => false);
+  console.log(`${inlineOn ? "ok" : "FAILED"} - Toggle Inline Suggestions turns them on (status bar)`);
+  if (!inlineOn) failed = true;
+  await page.keyboard.press("Control+End");
+  await page.keyboard.type("\ndef square(x):\n", { delay: 30 });
+  await page.keyboard.type("return ", { delay: 30 }); // VS Code indents the line itself
+  const ghost = await page.locator(".ghost-text-decoration, .ghost-text").first().waitFor({ timeout: 30000 })
+    .then(() => true, () => false);
+  console.log(ghost ? "ok - ghost text appeared after typing" : "note - no ghost text within 30 s (the tiny model may answer with nothing)");
+  await page.screenshot({ path: path.join(shotDir, "vscode-e2e-inline.png") });
 } catch (e) {
   failed = true;
   console.error(`FAILED: ${e instanceof Error ? e.stack : e}`);
