@@ -14,7 +14,7 @@ if ! "$VPY" -c "import torch" 2>/dev/null; then
     "$VPY" -m pip install -q torch
   else
     echo "setup: no NVIDIA GPU: installing the CPU build of torch (torch==2.13.0)" >&2
-    "$VPY" -m pip install -q torch==2.13.0
+    "$VPY" -m pip install -q torch==2.13.0 2>&1 | grep -v "is ignored: it is neither" || true
   fi
 fi
 "$VPY" -m pip install -q -e ".[dev]" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
