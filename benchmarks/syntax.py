@@ -39,7 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from grammars.constraint import SyntaxConstraint, syntax_errors  # noqa: E402
+from grammars.constraint import (  # noqa: E402
+    SyntaxConstraint,
+    away_from_seams,
+    syntax_errors,
+)
 from grammars.registry import parser_for  # noqa: E402
 from infill.engine import fill  # noqa: E402
 from infill.types import Hole, InfillRequest, Length, SamplingOptions  # noqa: E402
@@ -142,7 +146,13 @@ def run(args: argparse.Namespace) -> dict:
                     t.unsatisfied += 1
                     t.unsatisfied_with_error += bad
                 elif constraint is not None and bad:
-                    t.exceptions.append(prob["task_id"])
+                    # Why a fill the constraint accepted still differs from the reference:
+                    # the document without the span is broken away from the hole (baseline).
+                    data = text.encode("utf-8")
+                    hb = len(prob["prompt"].encode("utf-8"))
+                    base = away_from_seams(syntax_errors(parser.parse(data)), data, [(hb, hb)])
+                    why = "baseline" if base else "UNEXPLAINED"
+                    t.exceptions.append(f"{prob['task_id']} ({why})")
                 if constraint is not None:
                     t.review_seconds += constraint.stats.seconds
                     t.reviews += constraint.stats.reviews

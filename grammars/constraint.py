@@ -179,8 +179,14 @@ def _token_texts(ids: list[int], decode) -> list[str]:
     return out
 
 
-def render(canvas: CanvasView, original: bytes, hole_bytes: list[tuple[int, int]]) -> Rendered:
-    """Render ``canvas`` (original bytes plus each hole's kept tokens, gaps left out)."""
+def render(canvas: CanvasView, original: bytes, hole_bytes: list[tuple[int, int]],
+           shaped: bool = False) -> Rendered:
+    """Render ``canvas`` (original bytes plus each hole's kept tokens, gaps left out).
+
+    ``shaped``: render each complete auto-length hole as the engine returns it after its
+    line-aware shaping (``infill.lines.shape_fill``), which may cut a partial last line or
+    finish one with a newline: the text the user gets is what must parse.
+    """
     chunks: list[bytes] = []
     segments: list[_Segment] = []
     tokens: list[tuple[int, int, int, int]] = []
@@ -211,10 +217,14 @@ def render(canvas: CanvasView, original: bytes, hole_bytes: list[tuple[int, int]
             if not island:
                 continue
             texts = _token_texts([t for _, t in island], canvas.decode)
-            for (pos, _), piece in zip(island, texts, strict=True):
-                data = piece.encode("utf-8")
+            pieces = [(pos, piece.encode("utf-8"))
+                      for (pos, _), piece in zip(island, texts, strict=True)]
+            if shaped and len(islands) == 1 and view.hole.length.mode == "auto":
+                pieces = _shape(pieces, canvas, view)
+            for pos, data in pieces:
                 chunks.append(data)
-                tokens.append((size, size + len(data), pos, hi))
+                if pos is not None:
+                    tokens.append((size, size + len(data), pos, hi))
                 size += len(data)
         segments.append(_Segment(start, size, hb, he, hi))
         spans.append((start, size))
@@ -265,6 +275,28 @@ def _ast_error(data: bytes) -> SyntaxError_ | None:
     except (ValueError, RecursionError, MemoryError):
         return None
     return None
+
+
+def _shape(pieces: list[tuple[int | None, bytes]], canvas: CanvasView, view
+           ) -> list[tuple[int | None, bytes]]:
+    """The hole's pieces as line-aware shaping leaves them: cut, or finished."""
+    from infill.lines import shape_fill
+
+    raw = b"".join(d for _, d in pieces).decode("utf-8", "replace")
+    out = shape_fill(raw, canvas.text, view.hole.start, view.hole.end)
+    if out == raw:
+        return pieces
+    if raw.startswith(out):
+        keep, cut = [], len(out.encode("utf-8"))
+        for pos, data in pieces:
+            if cut <= 0:
+                break
+            keep.append((pos, data[:cut]))
+            cut -= len(data)
+        return keep
+    if out.startswith(raw):
+        return [*pieces, (None, out[len(raw) :].encode("utf-8"))]
+    return pieces
 
 
 def _point(data: bytes, offset: int) -> Point:
@@ -331,6 +363,7 @@ class SyntaxConstraint:
         self._doc: tuple[str, bytes] | None = None
         self._baseline: dict[tuple, list[tuple[int, int]]] = {}
         self._prev: tuple[bytes, Tree] | None = None
+        self._last_final: bytes | None = None
 
     # -- the Constraint protocol ------------------------------------------------------
     def review(self, canvas: CanvasView) -> list[Remask]:
@@ -349,8 +382,13 @@ class SyntaxConstraint:
 
     def check(self, canvas: CanvasView) -> list[SyntaxError_]:
         """The new errors the canvas has now (as the final review would see them)."""
-        rendered, errors = self._errors(canvas, final=True)
-        return [e for e in errors if self._is_new(e, rendered, canvas)]
+        out = []
+        for shaped in (False, True):
+            found = self._errors(canvas, final=True, shaped=shaped)
+            if found is not None:
+                rendered, errors = found
+                out += [e for e in errors if self._is_new(e, rendered, canvas)]
+        return out
 
     # -- internals ------------------------------------------------------------------
     def _original(self, text: str) -> bytes:
@@ -397,11 +435,19 @@ class SyntaxConstraint:
                         holes: list[tuple[int, int]]) -> list[SyntaxError_]:
         return away_from_seams(syntax_errors(tree), original, holes)
 
-    def _errors(self, canvas: CanvasView, final: bool):
+    def _errors(self, canvas: CanvasView, final: bool, shaped: bool = False):
         original = self._original(canvas.text)
         holes = self._hole_bytes(canvas)
         rendered = render(canvas, original, holes)
+        if shaped:
+            if not rendered.final:
+                return None
+            rendered = render(canvas, original, holes, shaped=True)
+            if rendered.data == self._last_final:
+                return None  # shaping changed nothing: already judged
         tree = self._parse(rendered.data, final=final or rendered.final)
+        if rendered.final and not shaped:
+            self._last_final = rendered.data
         self._baseline_for(canvas, original, holes)
         return rendered, self.new_errors(tree, rendered, canvas)
 
@@ -415,7 +461,7 @@ class SyntaxConstraint:
         already failed the same way away from the holes.
         """
         found = syntax_errors(tree)
-        if self.language == "python" and rendered.final and not found:
+        if self.language == "python" and rendered.final:
             err = _ast_error(rendered.data)
             if err is not None and not self._ast_baseline(canvas, err, rendered):
                 found.append(err)
@@ -450,6 +496,16 @@ class SyntaxConstraint:
 
     def _review(self, canvas: CanvasView, final: bool) -> list[Remask]:
         rendered, errors = self._errors(canvas, final)
+        out = self._remasks(canvas, rendered, errors)
+        if not out and rendered.final:
+            # The engine shapes auto fills to their lines after sampling; judge that too.
+            found = self._errors(canvas, final, shaped=True)
+            if found is not None:
+                out = self._remasks(canvas, *found)
+        return out
+
+    def _remasks(self, canvas: CanvasView, rendered: Rendered,
+                 errors: list[SyntaxError_]) -> list[Remask]:
         forbid: set[int] = set()
         reopen: set[int] = set()
         for e in errors:

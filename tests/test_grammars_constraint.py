@@ -222,3 +222,18 @@ def test_errors_at_the_seam_of_a_missing_span_are_the_fills_to_fix():
     assert new_errors("python", text_off) > 0
     on, text_on, _ = run(doc, wishes, "python", constrain=True)
     assert on.fills[0].text == ")" and new_errors("python", text_on) == 0
+
+
+def test_the_text_after_line_shaping_is_what_must_parse():
+    # Raw, "  " indents the suffix's line into inner's body; the engine's line-aware
+    # shaping (whole lines here) turns it into "  \n", leaving inner without a body.
+    doc = "def outer():\n    def inner(k):\n[MASK]    return k\n"
+    start = doc.index("[MASK]")
+    raw = doc[:start] + "  " + doc[start + 6:]
+    assert not syntax_errors(parser_for("python").parse(raw.encode()))
+    doc = doc.replace("[MASK]", "")
+    view = _view(doc + "[MASK]", "[MASK]", ids_of("  "))
+    view.text = doc
+    view.holes[0].hole = Hole(start, start, Length.auto(1))
+    c = SyntaxConstraint("python")
+    assert c.check(view) and c.review(view)
