@@ -476,10 +476,7 @@ class SyntaxConstraint:
         base = _ast_error(original)
         if base is None:
             return False
-        holes = self._hole_bytes(canvas)
-        lines = [(original.rfind(b"\n", 0, max(hs - 1, 0)),
-                  original.find(b"\n", original.find(b"\n", he) + 1)) for hs, he in holes]
-        if any(a <= base.start and (b < 0 or base.start <= b) for a, b in lines):
+        if not away_from_seams([base], original, self._hole_bytes(canvas)):
             return False
         oa, _ = rendered.to_original(err.start, err.end)
         return abs(oa - base.start) <= 1

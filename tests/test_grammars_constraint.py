@@ -237,3 +237,12 @@ def test_the_text_after_line_shaping_is_what_must_parse():
     view.holes[0].hole = Hole(start, start, Length.auto(1))
     c = SyntaxConstraint("python")
     assert c.check(view) and c.review(view)
+
+
+def test_seams_cover_the_hole_lines_and_one_line_either_side():
+    from grammars.constraint import seams
+
+    doc = b"a\nb\nc\n"
+    assert seams(doc, [(len(doc), len(doc))]) == [(4, 6)]   # a hole at the end of the file
+    assert seams(doc, [(2, 2)]) == [(0, 5)]
+    assert seams(doc, [(0, 0)]) == [(0, 3)]
