@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from . import chat
-from .transformer import Transformer, TransformerConfig, forbid_untrained_rows
+from .native import NativeDenoiser
+from .transformer import Transformer, TransformerConfig
 from .weights import ModelLoadError, load_into, load_tokenizer
 
 FAMILY = "dream"
@@ -89,19 +90,15 @@ def load_dream_tokenizer(path: str | Path):
         raise ModelLoadError(f"cannot read the Qwen2 BPE tokenizer in {path}: {e}") from None
 
 
-class DreamDenoiser:
+class DreamDenoiser(NativeDenoiser):
     """``Denoiser`` over the native bidirectional Qwen2, the one-position shift realigned."""
 
     family = FAMILY
+    shift = True
 
     def __init__(self, model: Transformer, tokenizer, config: dict, device: torch.device,
                  dtype: torch.dtype, instruct: bool) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.config = config
-        self.device = device
-        self.dtype = dtype
-        self.tokens = len(tokenizer)
+        super().__init__(model, tokenizer, config, device, dtype)
         self.mask_id = int(config.get("mask_token_id") or tokenizer.mask_token_id or MASK_ID)
         self.max_length = min(model.cfg.max_position, TRAINED_LENGTH)
         self.instruct = bool(instruct and chat.has_chat_template(tokenizer))
@@ -126,20 +123,6 @@ class DreamDenoiser:
                 return prefix, suffix
         return (self.bos_id,), ()
 
-    def raw_logits(self, ids: torch.Tensor) -> torch.Tensor:
-        """The network's own output: row ``i - 1`` scores token ``i``."""
-        with torch.inference_mode():
-            return forbid_untrained_rows(self.model(ids).float(), self.tokens)
-
-    def logits(self, ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        with torch.inference_mode():
-            if positions is not None:
-                if bool((positions < 1).any()):
-                    raise ValueError("position 0 has no logit in a shifted family")
-                raw = self.model(ids, rows=positions - 1).float()
-                return forbid_untrained_rows(raw, self.tokens)
-            raw = self.raw_logits(ids)
-            return torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
 
 
 def load(path: str | Path, config: dict, device: torch.device,

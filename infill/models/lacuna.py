@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from .adapter import merge_adapter
-from .transformer import KVCache, Transformer, TransformerConfig
+from .native import NativeDenoiser
+from .transformer import Transformer, TransformerConfig
 from .weights import ModelLoadError, load_into, load_tokenizer
 
 FAMILY = "lacuna"
@@ -48,18 +49,15 @@ def transformer_config(config: dict) -> TransformerConfig:
         ) from None
 
 
-class LacunaDenoiser:
+class LacunaDenoiser(NativeDenoiser):
     """``Denoiser`` over a native bidirectional Llama with the shift realigned."""
 
     family = FAMILY
 
     def __init__(self, model: Transformer, tokenizer, config: dict, device: torch.device,
                  dtype: torch.dtype) -> None:
+        super().__init__(model, tokenizer, config, device, dtype)
         meta = config["lacuna"]
-        self.model = model
-        self.tokenizer = tokenizer
-        self.device = device
-        self.dtype = dtype
         self.mask_id = int(meta["mask_token_id"])
         self.end_ids = frozenset(int(i) for i in meta.get("end_token_ids", []))
         self.prefix_ids = tuple(int(i) for i in meta.get("prefix_token_ids", []))
@@ -70,35 +68,6 @@ class LacunaDenoiser:
             raise ModelLoadError(
                 "a shifted family needs prefix_token_ids (position 0 has no logit)"
             )
-        self.config = config
-
-    def logits(self, ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        with torch.inference_mode():
-            if positions is not None:
-                return self.model(ids, rows=self._rows(positions)).float()
-            raw = self.model(ids).float()
-            return torch.cat([raw[:, :1], raw[:, :-1]], dim=1) if self.shift else raw
-
-    def _rows(self, positions: torch.Tensor) -> torch.Tensor:
-        """Network rows whose head scores ``positions`` (one earlier when shifted)."""
-        return positions - 1 if self.shift else positions
-
-    def prefill(self, ids: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, KVCache]:
-        """Logits for ``positions`` from a full pass that also fills a key/value cache."""
-        cache = KVCache()
-        with torch.inference_mode():
-            return self.model(ids, rows=self._rows(positions), cache=cache).float(), cache
-
-    def cached_logits(
-        self, ids: torch.Tensor, positions: torch.Tensor, cache: KVCache, active: torch.Tensor
-    ) -> torch.Tensor:
-        """Logits for ``positions`` recomputing only the ``active`` rows (the block being
-        denoised); every other row's keys and values come from ``cache``."""
-        rows = self._rows(active)
-        if self.shift:
-            rows = torch.unique(torch.cat([rows, active]))
-        with torch.inference_mode():
-            return self.model(ids, rows=self._rows(positions), cache=cache, active=rows).float()
 
 
 def load(path: str | Path, config: dict, device: torch.device,

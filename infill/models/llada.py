@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 from . import chat
-from .transformer import Transformer, TransformerConfig, forbid_untrained_rows
+from .native import NativeDenoiser
+from .transformer import Transformer, TransformerConfig
 from .weights import ModelLoadError, load_into, load_tokenizer
 
 FAMILY = "llada"
@@ -118,19 +119,14 @@ def rename(name: str) -> str | None:
     return name  # unknown: load_into reports it by name
 
 
-class LLaDADenoiser:
+class LLaDADenoiser(NativeDenoiser):
     """``Denoiser`` over the native bidirectional LLaMA; no shift to undo."""
 
     family = FAMILY
 
     def __init__(self, model: Transformer, tokenizer, config: dict, device: torch.device,
                  dtype: torch.dtype, instruct: bool) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.config = config
-        self.device = device
-        self.dtype = dtype
-        self.tokens = len(tokenizer)
+        super().__init__(model, tokenizer, config, device, dtype)
         self.mask_id = int(config.get("mask_token_id")
                            or chat.token_id(tokenizer, "<|mdm_mask|>") or MASK_ID)
         self.max_length = int(config.get("max_sequence_length", model.cfg.max_position))
@@ -149,10 +145,6 @@ class LLaDADenoiser:
             return chat.chat_frame(self.tokenizer, instruction or chat.DEFAULT_INSTRUCTION)
         bos = self.tokenizer.bos_token_id
         return ((int(bos),) if bos is not None else ()), ()
-
-    def logits(self, ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        with torch.inference_mode():
-            return forbid_untrained_rows(self.model(ids, rows=positions).float(), self.tokens)
 
 
 def load(path: str | Path, config: dict, device: torch.device,
