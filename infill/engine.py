@@ -55,7 +55,6 @@ def fill(
     fills: list[HoleFill] = []
     steps = passes = remasked = 0
     satisfied: bool | None = None if active is None else True
-    steps_before = 0
     lengths: list[dict[str, object]] = []
     for canvas in canvases:
         review = None
@@ -63,42 +62,13 @@ def fill(
             review = _reviewer(active, request, canvas, denoiser, decode)
         step_cb = None
         if on_step is not None:
-            step_cb = _progress(on_step, canvas, denoiser, decode, steps_before)
-        auto_runs = [list(r.positions) for r in canvas.runs if not r.exact]
-        exact = [p for r in canvas.runs if r.exact for p in r.positions]
-        policy = request.length.policy if auto_runs else "absorb"
-        if policy == "best_of" and active is not None:
-            policy = "grow"  # best_of scores unconstrained rows; grow works with reviews
-        report: dict[str, object] = {}
-        if policy == "best_of":
-            done, report = best_of(denoiser, canvas.ids, auto_runs, request.options,
-                                   request.length, fixed=exact, should_cancel=should_cancel)
-        else:
-            growth = None
-            if policy == "grow":
-                growth = Growth(auto_runs, min(denoiser.end_ids), denoiser.mask_id,
-                                denoiser.end_ids, request.length)
-            done = sample(
-                denoiser,
-                canvas.ids,
-                [p for r in canvas.runs for p in r.positions],
-                request.options,
-                exact_positions=frozenset(exact),
-                review=review,
-                on_step=step_cb,
-                should_cancel=should_cancel,
-                growth=growth,
-            )
-            if growth is not None:
-                report = {"initial": request.length.initial, "grown": growth.grown,
-                          "dropped": growth.dropped}
+            step_cb = _progress(on_step, canvas, denoiser, decode, steps)
+        done, report = _denoise(canvas, request, denoiser, review, step_cb, should_cancel)
         new_fills = _fills(canvas, done, denoiser, decode, request)
-        lengths.append({"policy": policy, **report,
-                        "budget": [r.hole.length.tokens for r in canvas.runs],
+        lengths.append({**report, "budget": [r.hole.length.tokens for r in canvas.runs],
                         "tokens": [len(f.token_ids) for f in new_fills]})
         fills += new_fills
         steps += done.steps
-        steps_before += done.steps
         passes += done.forward_passes
         remasked += done.remasked
         if done.satisfied is False:
@@ -113,6 +83,45 @@ def fill(
         seconds=time.perf_counter() - started,
         length=lengths,
     )
+
+
+def _denoise(
+    canvas: Canvas,
+    request: InfillRequest,
+    denoiser: Denoiser,
+    review,
+    on_step,
+    should_cancel: Callable[[], bool] | None,
+) -> tuple[Sampled, dict[str, object]]:
+    """Sample one canvas under the request's length policy; returns what the policy did."""
+    auto_runs = [list(r.positions) for r in canvas.runs if not r.exact]
+    exact = [p for r in canvas.runs if r.exact for p in r.positions]
+    policy = request.length.policy if auto_runs else "absorb"
+    if policy == "best_of" and review is not None:
+        policy = "grow"  # best_of scores unconstrained rows; grow works with reviews
+    if policy == "best_of":
+        done, report = best_of(denoiser, canvas.ids, auto_runs, request.options,
+                               request.length, fixed=exact, should_cancel=should_cancel)
+        return done, {"policy": policy, **report}
+    growth = None
+    if policy == "grow":
+        growth = Growth(auto_runs, min(denoiser.end_ids), denoiser.mask_id,
+                        denoiser.end_ids, request.length)
+    done = sample(
+        denoiser,
+        canvas.ids,
+        [p for r in canvas.runs for p in r.positions],
+        request.options,
+        exact_positions=frozenset(exact),
+        review=review,
+        on_step=on_step,
+        should_cancel=should_cancel,
+        growth=growth,
+    )
+    if growth is None:
+        return done, {"policy": policy}
+    return done, {"policy": policy, "initial": request.length.initial,
+                  "grown": growth.grown, "dropped": growth.dropped}
 
 
 def _kept(tokens: list[int], denoiser: Denoiser) -> list[int]:
@@ -150,9 +159,7 @@ def _fills(
     return out
 
 
-def _views(
-    canvas: Canvas, x: torch.Tensor, denoiser: Denoiser
-) -> list[HoleView]:
+def _views(canvas: Canvas, x: torch.Tensor) -> list[HoleView]:
     ids = x.tolist()
     return [
         HoleView(r.hole, list(r.positions), [ids[p] for p in r.positions]) for r in canvas.runs
@@ -170,7 +177,7 @@ def _reviewer(
         view = CanvasView(
             text=request.text,
             language=request.language,
-            holes=_views(canvas, x, denoiser),
+            holes=_views(canvas, x),
             mask_id=denoiser.mask_id,
             end_ids=denoiser.end_ids,
             tokenizer=denoiser.tokenizer,
