@@ -50,9 +50,10 @@ class LoRALinear(nn.Module):
         super().__init__()
         self.base = base
         self.scale = alpha / rank
-        init = torch.randn(rank, base.in_features) / math.sqrt(base.in_features)
+        dev = base.weight.device
+        init = torch.randn(rank, base.in_features, device=dev) / math.sqrt(base.in_features)
         self.lora_A = nn.Parameter(init)
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank, device=dev))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.base(x) + (x @ self.lora_A.t() @ self.lora_B.t()) * self.scale
@@ -127,13 +128,21 @@ def batch_of(examples, t_min: float, gen: random.Random):
     return ids, noisy, masked
 
 
-def loss_on(model, ids, noisy, masked):
-    """Cross-entropy on masked positions only; the head runs on those rows alone."""
+def loss_on(model, ids, noisy, masked, end_weight: float = 1.0):
+    """Cross-entropy on masked positions only; the head runs on those rows alone.
+
+    ``end_weight`` scales the targets that are end tokens (the padding of a hole's budget):
+    they are most of a hole's positions and easy, and at full weight the model learns
+    "everything is padding" long before it relearns the text.
+    """
     h = model.hidden(noisy)  # bidirectional
     bi, pi = masked.nonzero(as_tuple=True)
     rows = h[bi, pi - 1]  # shifted: the hidden state before a position scores it
     logits = model.lm_head(rows)
-    return F.cross_entropy(logits.float(), ids[bi, pi]), int(masked.sum())
+    target = ids[bi, pi]
+    ce = F.cross_entropy(logits.float(), target, reduction="none")
+    w = torch.where(target == END_ID, end_weight, 1.0)
+    return (ce * w).sum() / w.sum(), int(masked.sum())
 
 
 class Sampler:
@@ -179,18 +188,22 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--context", type=int, default=64, help="context tokens each side (max)")
     ap.add_argument("--t-min", type=float, default=0.15)
+    ap.add_argument("--end-weight", type=float, default=0.3,
+                    help="loss weight of end-token targets (1.0 for the plain objective)")
     ap.add_argument("--max-steps", type=int, default=100_000)
     ap.add_argument("--max-minutes", type=float, default=1e9)
     ap.add_argument("--save-every", type=float, default=240.0, help="seconds")
     ap.add_argument("--eval-every", type=int, default=100, help="steps")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (fp32 weights either way)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     log = open(args.out / "log.jsonl", "a", buffering=1)
 
-    den = load_denoiser(base_dir(), device="cpu", dtype="float32")
+    device = torch.device(args.device)
+    den = load_denoiser(base_dir(), device=args.device, dtype="float32")
     model, tok = den.model, den.tokenizer
     trainable = wrap(model, args.rank, args.alpha)
     model.train()
@@ -205,7 +218,7 @@ def main(argv=None) -> int:
     rng = random.Random(args.seed)
     ckpt = args.out / "ckpt.pt"
     if ckpt.exists():
-        saved = torch.load(ckpt, weights_only=False)
+        saved = torch.load(ckpt, weights_only=False, map_location=device)
         with torch.no_grad():
             for k, p in trainable.items():
                 p.copy_(saved["params"][k])
@@ -228,6 +241,7 @@ def main(argv=None) -> int:
         with torch.no_grad():
             for i in range(0, len(held_set), 4):
                 ids, noisy, masked = batch_of(held_set[i:i + 4], 1.0 - 1e-6, g)  # all masked
+                ids, noisy, masked = ids.to(device), noisy.to(device), masked.to(device)
                 loss, k = loss_on(model, ids, noisy, masked)
                 total += float(loss) * k
                 n += k
@@ -259,10 +273,11 @@ def main(argv=None) -> int:
         t0 = time.time()
         ids, noisy, masked = batch_of([train.draw() for _ in range(args.batch)],
                                       args.t_min, rng)
+        ids, noisy, masked = ids.to(device), noisy.to(device), masked.to(device)
         warm = min(1.0, (state["step"] + 1) / args.warmup)
         for g in opt.param_groups:
             g["lr"] = args.lr * warm * g.get("lr_scale", 1.0)
-        loss, k = loss_on(model, ids, noisy, masked)
+        loss, k = loss_on(model, ids, noisy, masked, args.end_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -272,7 +287,7 @@ def main(argv=None) -> int:
         state["tokens"] += int(ids.numel())
         state["masked"] += k
         state["seconds"] += dt
-        window.append(float(loss))
+        window.append(float(loss.detach()))
         if state["step"] % 10 == 0:
             rec = {"step": state["step"], "loss": sum(window) / len(window),
                    "tokens": state["tokens"], "masked": state["masked"],

@@ -1,0 +1,90 @@
+"""The default model's training code: infill-shaped examples, and the adapter it writes
+reproduces the trained network when merged at load."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # training/ is a script folder
+
+from training.corpus import choose_hole, make_example  # noqa: E402
+from training.train_default import adapter_tensors, batch_of, loss_on, wrap  # noqa: E402
+
+SOURCE = "".join(f"def f{i}(x):\n    y = x + {i}\n    return y * 2\n\n" for i in range(12))
+
+
+def test_examples_are_holes_padded_with_end_tokens(tiny_denoiser):
+    tok = tiny_denoiser.tokenizer
+    rng = random.Random(0)
+    seen = 0
+    for _ in range(40):
+        ex = make_example(tok, SOURCE, "python", rng, end_id=0, prefix_id=2, context=24)
+        if ex is None:
+            continue
+        seen += 1
+        assert ex.ids[0] == 2 and 1 <= ex.hole.start and ex.hole.stop <= len(ex.ids)
+        hole = ex.ids[ex.hole.start:ex.hole.stop]
+        text = [t for t in hole if t != 0]
+        assert text and hole[:len(text)] == text  # the text first, then only padding
+        assert tok.decode(text) in SOURCE
+    assert seen >= 20
+
+
+def test_holes_are_contiguous_spans_of_the_file():
+    rng = random.Random(1)
+    for _ in range(50):
+        span = choose_hole(SOURCE, "python", rng)
+        if span is not None:
+            a, b = span
+            assert 0 <= a < b <= len(SOURCE)
+
+
+def test_exported_adapter_reproduces_the_trained_network(tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    from infill.models import load_denoiser
+    from infill.models.adapter import save_adapter
+
+    trained = load_denoiser(tiny_model_dir, device="cpu")
+    params = wrap(trained.model, rank=4, alpha=8.0)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in params.values():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    ids = torch.tensor([[2, 5, 16, 16, 9, 11, 16, 3]])
+    with torch.no_grad():
+        want = trained.model(ids)
+
+    model = tmp_path / "adapted"
+    shutil.copytree(tiny_model_dir, model)
+    save_adapter(model / "adapter.safetensors", adapter_tensors(params), lora_scale=2.0)
+    config = json.loads((model / "config.json").read_text())
+    config["lacuna"]["adapter"] = "adapter.safetensors"
+    (model / "config.json").write_text(json.dumps(config))
+    merged = load_denoiser(model, device="cpu")
+    with torch.no_grad():
+        got = merged.model(ids)
+    # every column but the mask token's: its embedding row is tied to the head, and the
+    # trained row is merged into both (its logit is never used: masks are never proposed)
+    keep = torch.arange(got.shape[-1]) != 16
+    assert torch.allclose(got[..., keep], want[..., keep], atol=1e-4)
+
+
+def test_loss_counts_masked_positions_only(tiny_denoiser):
+    tok = tiny_denoiser.tokenizer
+    rng = random.Random(2)
+    exs = []
+    while len(exs) < 2:
+        ex = make_example(tok, SOURCE, "python", rng, end_id=0, prefix_id=2, context=24)
+        if ex is not None:
+            exs.append(ex)
+    ids, noisy, masked = batch_of(exs, 0.5, rng)
+    assert masked.any() and not masked[:, 0].any()
+    assert torch.equal(noisy[~masked], ids[~masked])
+    loss, k = loss_on(tiny_denoiser.model, ids, noisy, masked, end_weight=0.3)
+    assert k == int(masked.sum()) and torch.isfinite(loss)
