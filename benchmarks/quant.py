@@ -98,7 +98,7 @@ def run_one(args: argparse.Namespace) -> dict:
     reset_peak(args.device)
     for _ in range(args.repeat):
         t = time.perf_counter()
-        fill(fixed, den)
+        passes = fill(fixed, den).forward_passes
         times.append(time.perf_counter() - t)
     peak = peak_mib(args.device)
     tokens, ok = [], 0
@@ -109,7 +109,50 @@ def run_one(args: argparse.Namespace) -> dict:
     return {"mode": report.mode, "dtype": dtype, "weights_mib": report.bytes_after / 2**20,
             "before_mib": report.bytes_before / 2**20, "peak_mib": peak,
             "latency_s": statistics.median(times), "load_s": load_s, "tokens": tokens,
+            "passes": passes,
             "pass1": 100 * ok / len(problems), "problems": len(problems)}
+
+
+def forward(args: argparse.Namespace) -> None:
+    """Per-forward latency and logit error of each mode against the first, in one process
+    (modes interleaved per repeat, so load on a shared machine hits them alike)."""
+    import quant
+
+    problems = humaneval.load("single-line", 4)
+    table = CUDA_MODES if args.device.startswith("cuda") else CPU_MODES
+    names = args.modes or list(table)
+    dens = {n: quant.load(args.model, device=args.device, mode=table[n][0], dtype=table[n][1])
+            for n in names}
+    tok = next(iter(dens.values())).tokenizer
+    text = "".join(p["prompt"] + p["canonical_solution"] + p["suffix"] for p in problems)
+    all_ids = [0, *tok(text, add_special_tokens=False)["input_ids"]]
+    print(f"model: {args.model}; machine: {humaneval.machine()}; device {args.device}")
+    print(f"| mode | {' | '.join(f'{n} tokens ms' for n in args.lengths)} | "
+          f"max logit error % | top-1 agreement % |")
+    print("|---|" + "---|" * (len(args.lengths) + 2))
+    ref = None
+    errors = {}
+    for n in names:
+        ids = torch.tensor([all_ids[:max(args.lengths)]], device=args.device)
+        logits = dens[n].logits(ids).float().cpu()
+        if ref is None:
+            ref = logits
+        err = float((logits - ref).abs().max() / ref.abs().max()) * 100
+        agree = float((logits.argmax(-1) == ref.argmax(-1)).float().mean()) * 100
+        errors[n] = (err, agree)
+    times = {(n, L): [] for n in names for L in args.lengths}
+    for _ in range(args.repeat):
+        for L in args.lengths:
+            ids = torch.tensor([all_ids[:L]], device=args.device)
+            for n in names:
+                t = time.perf_counter()
+                dens[n].logits(ids)
+                if args.device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                times[(n, L)].append(time.perf_counter() - t)
+    for n in names:
+        cells = " | ".join(f"{1000 * statistics.median(times[(n, L)]):.0f}" for L in args.lengths)
+        print(f"| {n} | {cells} | {errors[n][0]:.1f} | {errors[n][1]:.1f} |")
 
 
 def agreement(a: list[list[int]], b: list[list[int]]) -> float:
@@ -196,6 +239,9 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=256, help="synthetic: tokens per forward")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--synthetic", choices=["llada-8b", "llada-smoke"])
+    ap.add_argument("--forward", action="store_true",
+                    help="per-forward latency and logit error only (one process)")
+    ap.add_argument("--lengths", type=int, nargs="+", default=[128, 256])
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.synthetic:
@@ -207,6 +253,8 @@ def main() -> None:
 
     path, note = resolve_model(args.model)
     args.model = str(path)
+    if args.forward:
+        return forward(args)
     table = CUDA_MODES if args.device.startswith("cuda") else CPU_MODES
     names = args.modes or list(table)
     print(f"model: {path}{' - ' + note if note else ''}")
@@ -230,11 +278,12 @@ def main() -> None:
     if not rows:
         return None
     base = rows[names[0]] if names[0] in rows else next(iter(rows.values()))
-    print("\n| mode | weight MiB | peak during a fill MiB | fixed fill s | vs first | "
+    print("\n| mode | weight MiB | peak during a fill MiB | fixed fill s (passes) | vs first | "
           f"agreement with {names[0]} % | pass@1 % |")
     print("|---|---|---|---|---|---|---|")
     for name, r in rows.items():
-        print(f"| {name} | {r['weights_mib']:.1f} | {r['peak_mib']:.0f} | {r['latency_s']:.2f} | "
+        print(f"| {name} | {r['weights_mib']:.1f} | {r['peak_mib']:.0f} | "
+              f"{r['latency_s']:.2f} ({r['passes']}) | "
               f"{r['latency_s'] / base['latency_s']:.2f}x | "
               f"{agreement(r['tokens'], base['tokens']):.1f} | {r['pass1']:.1f} |")
     return None
