@@ -25,8 +25,9 @@ MODES = ("none", "int8", "nf4", "torch-int8")
 CHOICES = ("none", "int8", "nf4", "auto", "torch-int8")
 BNB_MODES = ("int8", "nf4")
 
-#: What ``auto`` picks on the CPU. Measured on a 2-core AVX2 machine (docs/benchmarks.md):
-#: bitsandbytes is slower than fp32 there and torch-int8 changes greedy fills, so fp32.
+#: What ``auto`` picks on the CPU. Measured on a 2-core AVX2 machine (docs/benchmarks.md,
+#: 135M model): torch-int8 and nf4 are faster per pass but change a third of the top-1
+#: predictions; int8 keeps quality but is no faster; bf16 is 3-5x slower. So fp32.
 CPU_AUTO = "none"
 
 #: Weights fit a GPU when ``weights * HEADROOM + RESERVE`` bytes are free (activations,
