@@ -8,7 +8,7 @@ key                meaning                                                     d
 =================  ==========================================================  ===========
 model              model directory (``None``: ``$LACUNA_MODEL`` / the default)  ``None``
 device             ``auto``, ``cpu``, ``cuda``, ``cuda:1`` ...                 ``auto``
-quant              ``none``, ``int8``, ``nf4``, ``torch-int8``, ``auto``        ``none``
+quant              ``none``, ``int8``, ``nf4``, ``torch-int8``, ``auto``        ``auto``
 steps              denoising steps per canvas (``None``: one per token)        ``None``
 threshold          confidence threshold (parallel decoding) instead of steps   ``None``
 temperature        sampling temperature (0: greedy)                            ``0.0``
@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - quant is part of the project
 class Settings:
     model: str | None = None
     device: str = "auto"
-    quant: str = "none"
+    quant: str = "auto"
     steps: int | None = None
     threshold: float | None = None
     temperature: float = 0.0

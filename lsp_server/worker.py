@@ -18,8 +18,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import quant
 from infill.engine import fill
-from infill.models import ModelLoadError, load_denoiser
+from infill.models import ModelLoadError
 from infill.types import Cancelled, Constraint, Denoiser, InfillRequest, InfillResult, StepInfo
 
 from .config import Settings
@@ -45,19 +46,10 @@ def resolve_model(path: str | None) -> tuple[Path, str | None]:
 
 
 def load(settings: Settings) -> tuple[Denoiser, dict[str, object]]:
-    """Load the configured model; a ``quant`` other than ``none`` goes through
-    ``quant.load``, which quantizes the weights while they stream in."""
+    """Load the configured model through ``quant.load``: it quantizes the weights while
+    they stream in (or not, for ``none``) and reads a saved quantized directory as is."""
     path, note = resolve_model(settings.model)
-    if settings.quant in (None, "none"):
-        denoiser = load_denoiser(path, device=settings.device)
-    else:
-        try:
-            import quant
-        except ImportError:
-            raise ModelLoadError(
-                f"quantization {settings.quant!r} needs the quant package, which is missing"
-            ) from None
-        denoiser = quant.load(path, device=settings.device, mode=settings.quant)
+    denoiser = quant.load(path, device=settings.device, mode=settings.quant)
     info: dict[str, object] = {"path": str(path), "family": getattr(denoiser, "family", None),
                                "quant": settings.quant}
     if note:

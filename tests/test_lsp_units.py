@@ -25,7 +25,7 @@ def test_settings_merge_camel_case_and_wrapper():
 def test_settings_reject_bad_values_key_by_key():
     s, problems = merge(Settings(steps=4), {"steps": 0, "quant": "int3", "colour": "red",
                                              "threshold": 0.9})
-    assert s.steps == 4 and s.quant == "none" and s.threshold == 0.9
+    assert s.steps == 4 and s.quant == "auto" and s.threshold == 0.9
     assert any("steps must be at least 1" in p for p in problems)
     assert any("quant must be one of" in p for p in problems)
     assert any("unknown setting 'colour'" in p for p in problems)

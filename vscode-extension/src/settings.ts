@@ -66,7 +66,7 @@ export const RESTART_KEYS = ["server.command", "server.pythonPath", "server.args
 export const DEFAULTS: ServerSettings = {
   model: null,
   device: "auto",
-  quant: "none",
+  quant: "auto",
   steps: null,
   threshold: null,
   temperature: 0,

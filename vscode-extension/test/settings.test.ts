@@ -57,7 +57,7 @@ suite("settings mapping", () => {
     const { settings, problems } = toServerSettings(config({
       quantization: "fp4", lengthPolicy: "longest", cache: "yes", steps: -2, confidenceThreshold: 1.5, temperature: -1, seed: 1.5, marker: "", budget: 0,
     }));
-    assert.equal(settings.quant, "none");
+    assert.equal(settings.quant, "auto");
     assert.equal(settings.steps, null);
     assert.equal(settings.threshold, null);
     assert.equal(settings.temperature, 0);
