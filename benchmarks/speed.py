@@ -55,7 +55,11 @@ def main() -> None:
     print(f"machine: {humaneval.machine()}")
     for name in args.sets:
         problems = humaneval.load(name, args.limit)
-        rows = {}
+        print(f"\n{name}, {len(problems)} problems, context {args.context} tokens")
+        print("| setting | median s | p90 s | passes | tokens/pass | pass@1 % |"
+              " latency vs plain | passes vs plain |")
+        print("|---|---|---|---|---|---|---|---|", flush=True)
+        base = None
         for setting in args.settings:
             times, passes, tokens, ok = [], [], [], 0
             for prob in problems:
@@ -69,24 +73,18 @@ def main() -> None:
                 passes.append(result.forward_passes)
                 tokens.append(hole.length.tokens)
                 ok += humaneval.passes(prob, result.fills[0].text)
-            rows[setting] = {
+            r = {
                 "median": statistics.median(times),
                 "p90": humaneval.percentile(times, 0.9),
                 "passes": statistics.mean(passes),
                 "tok/pass": sum(tokens) / sum(passes),
                 "pass@1": 100 * ok / len(problems),
             }
-        base = rows.get("plain")
-        print(f"\n{name}, {len(problems)} problems")
-        print("| setting | median s | p90 s | passes | tokens/pass | pass@1 % |"
-              " latency vs plain | passes vs plain |")
-        print("|---|---|---|---|---|---|---|---|")
-        for setting, r in rows.items():
-            lat = f"{r['median'] / base['median']:.2f}x" if base else "-"
-            fp = f"{r['passes'] / base['passes']:.2f}x" if base else "-"
+            base = base or r
             print(f"| {setting} | {r['median']:.2f} | {r['p90']:.2f} | {r['passes']:.1f} | "
-                  f"{r['tok/pass']:.2f} | {r['pass@1']:.1f} | {lat} | {fp} |")
-
+                  f"{r['tok/pass']:.2f} | {r['pass@1']:.1f} | "
+                  f"{r['median'] / base['median']:.2f}x | {r['passes'] / base['passes']:.2f}x |",
+                  flush=True)
 
 if __name__ == "__main__":
     main()
