@@ -6,6 +6,7 @@ key/value cache. Printed per setting: median and p90 latency, forward passes, to
 pass, pass@1 (subprocess-run tests), and ratios against plain.
 
     .venv/bin/python benchmarks/speed.py --limit 20 [--model DIR] [--sets single-line multi-line]
+    .venv/bin/python benchmarks/speed.py --passes     # one pass: full against cached, by size
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import humaneval  # noqa: E402
+import torch  # noqa: E402
 
 from infill.engine import fill  # noqa: E402
 from infill.models import load_denoiser  # noqa: E402
@@ -41,6 +43,30 @@ def budget_for(problem: dict, tokenizer) -> int:
     return max(8, -(-n // 8) * 8)
 
 
+def pass_costs(den, lengths=(128, 256, 512), hole: int = 16, repeats: int = 5) -> None:
+    """Median cost of one pass over a canvas with a ``hole``-token hole in its middle: the
+    full pass against the cached one (only the hole's rows recomputed)."""
+    print("| canvas tokens | hole tokens | full pass ms | cached pass ms | full / cached |")
+    print("|---|---|---|---|---|")
+    gen = torch.Generator().manual_seed(0)
+    for n in lengths:
+        ids = torch.randint(100, den.tokens, (1, n), generator=gen)
+        ids[0, : len(den.prefix_ids)] = torch.tensor(den.prefix_ids)
+        pos = torch.arange(n // 2, n // 2 + hole)
+        ids[0, pos] = den.mask_id
+        _, cache = den.prefill(ids, pos)
+        full, cached = [], []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            den.logits(ids, positions=pos)
+            full.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            den.cached_logits(ids, pos, cache, pos)
+            cached.append(time.perf_counter() - t0)
+        f, c = statistics.median(full) * 1e3, statistics.median(cached) * 1e3
+        print(f"| {n} | {hole} | {f:.0f} | {c:.0f} | {f / c:.1f}x |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model")
@@ -48,11 +74,15 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=["single-line", "multi-line"])
     ap.add_argument("--context", type=int, default=256, help="context tokens around the hole")
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS))
+    ap.add_argument("--passes", action="store_true", help="only the per-pass cost table")
     args = ap.parse_args()
     path, note = resolve_model(args.model)
     den = load_denoiser(path, device="auto")
     print(f"model: {path} ({den.family}){' - ' + note if note else ''}")
     print(f"machine: {humaneval.machine()}")
+    if args.passes:
+        pass_costs(den)
+        return
     for name in args.sets:
         problems = humaneval.load(name, args.limit)
         print(f"\n{name}, {len(problems)} problems, context {args.context} tokens")
