@@ -4,7 +4,8 @@ Spawns ``python -m lsp_server``, opens each HumanEval single-line problem as a d
 asks for the line two ways: ``textDocument/inlineCompletion`` at the hole (ghost text,
 the latency-first preset) and ``lacuna/fill`` on an empty range there (the explicit fill,
 quality-first settings). The clock runs from sending the request to receiving the answer,
-model already loaded (one warm-up request first).
+model already loaded (one warm-up request first). The syntax constraint is off unless
+``--constrain``: with a model that breaks the syntax, its remasks are what gets timed.
 
     .venv/bin/python benchmarks/lsp_latency.py --limit 20 [--model DIR]
 """
@@ -38,6 +39,8 @@ def main() -> None:
     ap.add_argument("--model", default=os.environ.get("LACUNA_MODEL", "default"))
     ap.add_argument("--limit", type=int, default=20)
     ap.add_argument("--budget", type=int, default=16)
+    ap.add_argument("--constrain", action="store_true",
+                    help="keep the syntax constraint on (off: the sampler's own latency)")
     args = ap.parse_args()
     problems = humaneval.load("single-line", args.limit)
     env = server_env(args.model, tempfile.mkdtemp(prefix="lacuna-bench-"))
@@ -45,8 +48,8 @@ def main() -> None:
     env.pop("LACUNA_CACHE", None)
     s = Session(env)
     s.start()
-    s.initialize({"model": args.model, "inlineBudget": args.budget, "budget": args.budget},
-                 progress=False)
+    s.initialize({"model": args.model, "inlineBudget": args.budget, "budget": args.budget,
+                  "syntaxConstraint": args.constrain}, progress=False)
     inline, explicit, ok_inline, ok_explicit = [], [], 0, 0
     for i, prob in enumerate([problems[0], *problems]):
         text, at = humaneval.document(prob)
