@@ -70,6 +70,7 @@ def test_tokenizer_matches_smollm2(base_denoiser):
     assert tok.decode(enc["input_ids"]) == text
     assert "".join(text[a:b] for a, b in enc["offset_mapping"]) == text  # offsets tile it
     assert len(tok("12345", add_special_tokens=False)["input_ids"]) == 5  # digits split
+    assert set(range(17)) <= set(tok.all_special_ids)  # never proposed for a hole
 
 
 @needs_wheel

@@ -195,6 +195,8 @@ def main(argv=None) -> int:
     ap.add_argument("--save-every", type=float, default=240.0, help="seconds")
     ap.add_argument("--eval-every", type=int, default=100, help="steps")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--init-adapter", type=Path, default=None,
+                    help="start from this adapter (e.g. the shipped one) instead of zero LoRA")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (fp32 weights either way)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -226,7 +228,16 @@ def main(argv=None) -> int:
         state = saved["state"]
         rng.setstate(saved["rng"])
         print(f"resumed at step {state['step']} ({state['tokens']} tokens)", flush=True)
-    else:
+    elif args.init_adapter:
+        from infill.models.adapter import read_adapter
+
+        tensors, _ = read_adapter(args.init_adapter)
+        with torch.no_grad():
+            for k, p in trainable.items():
+                value = tensors[k]
+                p.copy_(value[0] if k.endswith("row_values") else value)
+        print(f"starting from the adapter {args.init_adapter}", flush=True)
+    if not ckpt.exists():
         n_train = sum(not f["heldout"] for f in files)
         print(f"corpus: {len(files)} files, {n_train} for training", flush=True)
     train = Sampler(files, tok, rng, heldout=False, context=args.context)

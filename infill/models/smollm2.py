@@ -38,7 +38,7 @@ from pathlib import Path
 
 from .weights import ModelLoadError
 
-BASE_NAME = "smollm2-135m-lacuna-base-v1"
+BASE_NAME = "smollm2-135m-lacuna-base-v2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 END_ID = 0  # <|endoftext|>
 MASK_ID = 16  # <empty_output>: unused by plain text and code
@@ -157,10 +157,13 @@ def build_tokenizer(reader):
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     specials = [t for t, k in zip(tokens, kinds, strict=True) if k == 3]
     tok.add_special_tokens(specials)
+    named = {tokens[END_ID], tokens[PREFIX_ID], tokens[MASK_ID]}
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         eos_token=tokens[END_ID], pad_token=tokens[END_ID], bos_token=tokens[PREFIX_ID],
         unk_token=tokens[END_ID], mask_token=tokens[MASK_ID],
+        # chat and repository markers: listed so that the sampler never puts them in a hole
+        additional_special_tokens=[t for t in specials if t not in named],
         model_max_length=8192,
     )
 
