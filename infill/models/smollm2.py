@@ -236,7 +236,8 @@ def base_dir(cache: Path | None = None, *, quiet: bool = False) -> Path:
 
 
 def adapter_digest(adapter: Path) -> str:
-    return hashlib.sha256(adapter.read_bytes()).hexdigest()[:12]
+    """Names the adapted directory: the adapter's bytes and the base conversion's version."""
+    return hashlib.sha256(BASE_NAME.encode() + adapter.read_bytes()).hexdigest()[:12]
 
 
 def default_dir(cache: Path | None = None, adapter: Path | None = None, *,
