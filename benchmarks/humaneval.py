@@ -23,17 +23,18 @@ SETS = {
 }
 
 
-def load(name: str, limit: int | None = None, data: Path = DATA) -> list[dict]:
-    """Problems of one set, spread evenly over it when ``limit`` takes only some."""
+def load(name: str, limit: int | None = None, data: Path = DATA,
+         stride: int | None = None) -> list[dict]:
+    """Problems of one set: every ``stride``-th, or spread evenly over the set when only
+    ``limit`` is given."""
     path = Path(data) / SETS[name]
     if not path.exists():
         raise SystemExit(f"benchmark data not found: {path} (set LACUNA_BENCH_DATA)")
     with gzip.open(path, "rt", encoding="utf-8") as f:
         rows = [json.loads(line) for line in f]
-    if limit and limit < len(rows):
+    if stride is None and limit and limit < len(rows):
         stride = len(rows) // limit
-        rows = rows[::stride][:limit]
-    return rows
+    return rows[:: stride or 1][:limit]
 
 
 def document(problem: dict, marker: str = "") -> tuple[str, int]:
@@ -47,8 +48,13 @@ def program(problem: dict, fill: str) -> str:
 
 
 def passes(problem: dict, fill: str, timeout: float = 10.0) -> bool:
+    return run_program(program(problem, fill), timeout)
+
+
+def run_program(source: str, timeout: float = 10.0) -> bool:
+    """Whether ``source`` exits 0 in a fresh interpreter, in a temp dir, within ``timeout``."""
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False, encoding="utf-8") as f:
-        f.write(program(problem, fill))
+        f.write(source)
         name = f.name
     try:
         done = subprocess.run([sys.executable, name], capture_output=True, timeout=timeout,
@@ -58,6 +64,10 @@ def passes(problem: dict, fill: str, timeout: float = 10.0) -> bool:
         return False
     finally:
         os.unlink(name)
+
+
+def canonical_tokens(problem: dict, tokenizer) -> int:
+    return len(tokenizer(problem["canonical_solution"], add_special_tokens=False)["input_ids"])
 
 
 def exact_match(problem: dict, fill: str) -> bool:

@@ -71,8 +71,7 @@ def main() -> None:
             for prob in problems:
                 text, at = humaneval.document(prob)
                 if length == "oracle":
-                    n = len(den.tokenizer(prob["canonical_solution"],
-                                          add_special_tokens=False)["input_ids"])
+                    n = humaneval.canonical_tokens(prob, den.tokenizer)
                     hole_len = Length.exact(max(1, n))
                 else:
                     hole_len = length

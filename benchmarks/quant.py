@@ -67,8 +67,7 @@ def peak_mib(device: str) -> float:
 
 
 def budget_for(problem: dict, tokenizer) -> int:
-    n = len(tokenizer(problem["canonical_solution"], add_special_tokens=False)["input_ids"])
-    return max(4, min(24, n + 2))
+    return max(4, min(24, humaneval.canonical_tokens(problem, tokenizer) + 2))
 
 
 def run_one(args: argparse.Namespace) -> dict:

@@ -39,8 +39,7 @@ SETTINGS = {
 def budget_for(problem: dict, tokenizer) -> int:
     """The canonical solution's token count rounded up to a multiple of 8: the same hole
     for every setting, close to what an editor user would give."""
-    n = len(tokenizer(problem["canonical_solution"], add_special_tokens=False)["input_ids"])
-    return max(8, -(-n // 8) * 8)
+    return max(8, -(-humaneval.canonical_tokens(problem, tokenizer) // 8) * 8)
 
 
 def pass_costs(den, lengths=(128, 256, 512), hole: int = 16, repeats: int = 5) -> None:

@@ -24,19 +24,16 @@ from __future__ import annotations
 
 import argparse
 import ast
-import gzip
-import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import humaneval  # noqa: E402
 import torch  # noqa: E402
 
 from grammars.constraint import (  # noqa: E402
@@ -48,31 +45,7 @@ from grammars.registry import parser_for  # noqa: E402
 from infill.engine import fill  # noqa: E402
 from infill.types import Hole, InfillRequest, Length, SamplingOptions  # noqa: E402
 
-DATA = Path("/work/shared/bench/data")
-FILES = {
-    "multi-line": "HumanEval-MultiLineInfilling.jsonl.gz",
-    "random-span": "HumanEval-RandomSpanInfilling.jsonl.gz",
-}
-
-
-def load(path: Path, limit: int, stride: int) -> list[dict]:
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f]
-    return rows[::stride][:limit]
-
-
-def passes(program: str, timeout: float) -> bool:
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(program)
-        name = f.name
-    try:
-        done = subprocess.run([sys.executable, name], capture_output=True, timeout=timeout,
-                              cwd=tempfile.gettempdir(), env={"PATH": os.environ["PATH"]})
-        return done.returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-    finally:
-        os.unlink(name)
+DATASETS = ("multi-line", "random-span")
 
 
 @dataclass
@@ -110,10 +83,10 @@ def run(args: argparse.Namespace) -> dict:
     if args.every > 1:
         modes.append((f"on, every {args.every} steps", args.every))
     table: dict[tuple[str, str], Tally] = {}
-    for dataset, fname in FILES.items():
+    for dataset in DATASETS:
         if dataset not in args.datasets:
             continue
-        problems = load(args.data / fname, args.limit, args.stride)
+        problems = humaneval.load(dataset, args.limit, args.data, args.stride)
         for prob in problems:
             text = prob["prompt"] + prob["suffix"]
             at = len(prob["prompt"])
@@ -157,7 +130,7 @@ def run(args: argparse.Namespace) -> dict:
                     t.review_seconds += constraint.stats.seconds
                     t.reviews += constraint.stats.reviews
                 check = f"{program}\n{prob['test']}\ncheck({prob['entry_point']})\n"
-                t.passed += passes(check, args.timeout)
+                t.passed += humaneval.run_program(check, args.timeout)
             print(f"  {dataset} {prob['task_id']} done", file=sys.stderr, flush=True)
     return {"model": str(model_dir), "note": note, "table": table}
 
@@ -193,11 +166,11 @@ def render(out: dict, args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, default=DATA)
+    p.add_argument("--data", type=Path, default=humaneval.DATA)
     p.add_argument("--model", type=Path, default=None)
     p.add_argument("--limit", type=int, default=20, help="problems per dataset")
     p.add_argument("--stride", type=int, default=1, help="take every n-th problem")
-    p.add_argument("--datasets", nargs="+", default=list(FILES), choices=list(FILES))
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     p.add_argument("--every", type=int, default=4, help="also run with review every k steps")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--margin", type=int, default=8)
