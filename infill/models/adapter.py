@@ -56,6 +56,18 @@ def merge_adapter(module: nn.Module, path: str | Path,
     """Add the adapter at ``path`` into ``module``'s parameters in place; returns how many
     parameters it touched. ``rename`` maps checkpoint names to the module's names."""
     tensors, meta = read_adapter(path)
+    # Hundreds of small matmuls: one thread does them fastest, and on a busy 2-core machine
+    # two threads waiting on each other made the merge 3.5x slower (8.8 s against 2.5 s).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _merge(module, tensors, meta, path, rename)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _merge(module: nn.Module, tensors: dict[str, torch.Tensor], meta: dict, path,
+           rename) -> int:
     scale = float(meta.get("lora_scale", "1.0"))
     params = dict(module.named_parameters())
     touched = set()
