@@ -33,7 +33,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from .weights import ModelLoadError
@@ -226,12 +225,9 @@ def base_dir(cache: Path | None = None, *, quiet: bool = False) -> Path:
     if (final / "config.json").exists():
         return final
     if not quiet:
-        print("lacuna: converting the embedded default model (once, ~15 s)", file=sys.stderr)
-    started = time.perf_counter()
-    _publish(final, lambda d: convert(d))
-    if not quiet:
-        print(f"lacuna: converted in {time.perf_counter() - started:.0f} s into {final}",
+        print(f"lacuna: converting the embedded default model (once, ~10 s) into {final}",
               file=sys.stderr)
+    _publish(final, lambda d: convert(d))
     return final
 
 
