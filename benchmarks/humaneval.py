@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -51,19 +52,26 @@ def passes(problem: dict, fill: str, timeout: float = 10.0) -> bool:
     return run_program(program(problem, fill), timeout)
 
 
+def _limits() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+    os.setsid()
+
+
 def run_program(source: str, timeout: float = 10.0) -> bool:
-    """Whether ``source`` exits 0 in a fresh interpreter, in a temp dir, within ``timeout``."""
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False, encoding="utf-8") as f:
-        f.write(source)
-        name = f.name
-    try:
-        done = subprocess.run([sys.executable, name], capture_output=True, timeout=timeout,
-                              cwd=tempfile.gettempdir(), env={"PATH": os.environ.get("PATH", "")})
+    """Whether ``source`` exits 0 in a fresh isolated interpreter (``-I``, its own temp
+    dir, 2 GiB of address space, no inherited environment) within ``timeout``."""
+    with tempfile.TemporaryDirectory(prefix="lacuna-eval-") as tmp:
+        script = Path(tmp) / "candidate.py"
+        script.write_text(source, encoding="utf-8")
+        try:
+            done = subprocess.run(
+                [sys.executable, "-I", str(script)], cwd=tmp, timeout=timeout,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env={"PATH": "/usr/bin:/bin"}, preexec_fn=_limits,
+            )
+        except subprocess.TimeoutExpired:
+            return False
         return done.returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
-    finally:
-        os.unlink(name)
 
 
 def canonical_tokens(problem: dict, tokenizer) -> int:

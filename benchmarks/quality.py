@@ -22,28 +22,25 @@ adapter file, e.g. a training checkpoint), or a model directory.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
-import os
 import random
 import re
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import humaneval  # noqa: E402
 
 from infill.engine import fill  # noqa: E402
 from infill.types import Hole, InfillRequest, Length, SamplingOptions  # noqa: E402
 
-DATA = Path(os.environ.get("LACUNA_BENCH_DATA", "/work/shared/bench/data"))
-SETS = {
-    "single": "HumanEval-SingleLineInfilling.jsonl.gz",
-    "multi": "HumanEval-MultiLineInfilling.jsonl.gz",
-}
+DATA = humaneval.DATA
+#: This script's short set names, as humaneval.py calls them.
+SETS = {"single": "single-line", "multi": "multi-line"}
 
 
 def load_model(spec: str):
@@ -61,37 +58,9 @@ def load_model(spec: str):
     return path, load_denoiser(path, device="cpu")
 
 
-def problems(name: str, limit: int) -> list[dict]:
-    with gzip.open(DATA / SETS[name], "rt", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in f]
-    stride = max(1, len(rows) // limit)
-    return rows[::stride][:limit]
-
-
-def _limits() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
-    os.setsid()
-
-
-def passes(program: str, timeout: float) -> bool:
-    """Run ``program`` in a fresh isolated interpreter; True when it exits cleanly."""
-    with tempfile.TemporaryDirectory(prefix="lacuna-eval-") as tmp:
-        script = Path(tmp) / "candidate.py"
-        script.write_text(program, encoding="utf-8")
-        try:
-            done = subprocess.run(
-                [sys.executable, "-I", str(script)], cwd=tmp, timeout=timeout,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                env={"PATH": "/usr/bin:/bin"}, preexec_fn=_limits,
-            )
-        except subprocess.TimeoutExpired:
-            return False
-        return done.returncode == 0
-
-
 def run_humaneval(den, name: str, limit: int, budget: int, context: int | None,
                   timeout: float, options: SamplingOptions, show: int = 0) -> dict:
-    rows = problems(name, limit)
+    rows = humaneval.load(SETS[name], limit, DATA)
     passed = exact = 0
     seconds = 0.0
     samples = []
@@ -103,9 +72,7 @@ def run_humaneval(den, name: str, limit: int, budget: int, context: int | None,
         res = fill(req, den)
         seconds += res.seconds
         got = res.fills[0].text
-        program = (row["prompt"] + got + row["suffix"] + "\n" + row["test"]
-                   + f"\ncheck({row['entry_point']})\n")
-        ok = passes(program, timeout)
+        ok = humaneval.passes(row, got, timeout)
         passed += ok
         exact += got.strip() == row["canonical_solution"].strip()
         if i < show:
