@@ -14,7 +14,8 @@ from pathlib import Path
 
 TINY_NOTE = (
     "using the tiny test model (random weights, built on first use): the embedded default "
-    "model has not landed yet, so the fill shows the machinery, not meaningful text"
+    "(--model default) does not yet infill well enough to be the default, so this fill "
+    "shows the machinery, not meaningful text"
 )
 
 
