@@ -97,10 +97,17 @@ def parser_for(language_id: str | None) -> Parser | None:
     return Parser(lang) if lang is not None else None
 
 
+#: Grammars that extend another and read its queries unless they have their own file
+#: (tree-sitter's ``; inherits:`` convention): TypeScript's node names are JavaScript's.
+INHERITS = {"typescript": "javascript", "tsx": "javascript"}
+
+
 @cache
 def _query(name: str, kind: str) -> Query | None:
-    path = QUERY_DIR / name / f"{kind}.scm"
     lang = _load(name)
+    path = QUERY_DIR / name / f"{kind}.scm"
+    if not path.is_file() and name in INHERITS:
+        path = QUERY_DIR / INHERITS[name] / f"{kind}.scm"
     if lang is None or not path.is_file():
         return None
     return Query(lang, path.read_text(encoding="utf-8"))

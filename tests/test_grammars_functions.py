@@ -206,3 +206,11 @@ def test_write_body_fills_with_the_constraint_on():
     off = write_body(text, "python", at(text, "pass"), ScriptedDenoiser(wishes),
                      budget=len(wishes[0]), constrain=False)
     assert apply_edits(text, [off.edit]) == "def add(a, b):\n    return a +)\n"
+
+
+def test_tsx_reads_the_javascript_queries_it_inherits():
+    text = "export function Card(props: Props) {}\nconst x = <div>{1}</div>;\n"
+    body = find_function_body(text, "typescriptreact", at(text, "{}"))
+    assert body is not None and body.name == "Card"
+    new = apply_edits(text, [body.edit("return null;")])
+    assert not syntax_errors(parser_for("typescriptreact").parse(new.encode())), new
