@@ -90,6 +90,19 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
+def open_model(spec: str | None, device: str = "auto"):
+    """Load the model a benchmark was asked for (``--model``, else Lacuna's default) and
+    print which one it is and on what machine, as every table's header."""
+    from infill.models import load_denoiser
+    from infill.models.default import resolve_model
+
+    path, note = resolve_model(spec)
+    den = load_denoiser(path, device=device)
+    print(f"model: {path} ({den.family}){' - ' + note if note else ''}")
+    print(f"machine: {machine()}")
+    return den
+
+
 def machine() -> str:
     import platform
 

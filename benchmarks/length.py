@@ -23,8 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import humaneval  # noqa: E402
 
 from infill.engine import fill  # noqa: E402
-from infill.models import load_denoiser  # noqa: E402
-from infill.models.default import resolve_model  # noqa: E402
 from infill.types import Hole, InfillRequest, Length, LengthOptions, SamplingOptions  # noqa: E402
 
 
@@ -53,10 +51,7 @@ def main() -> None:
                     help="sample with this confidence threshold (default: plain schedule)")
     ap.add_argument("--only", nargs="+", help="policies to run (names as printed)")
     args = ap.parse_args()
-    path, note = resolve_model(args.model)
-    den = load_denoiser(path, device="auto")
-    print(f"model: {path} ({den.family}){' - ' + note if note else ''}")
-    print(f"machine: {humaneval.machine()}")
+    den = humaneval.open_model(args.model)
     options = SamplingOptions(threshold=args.threshold)
     for name in args.sets:
         problems = humaneval.load(name, args.limit)

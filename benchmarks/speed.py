@@ -24,8 +24,6 @@ import humaneval  # noqa: E402
 import torch  # noqa: E402
 
 from infill.engine import fill  # noqa: E402
-from infill.models import load_denoiser  # noqa: E402
-from infill.models.default import resolve_model  # noqa: E402
 from infill.types import Hole, InfillRequest, Length, SamplingOptions  # noqa: E402
 
 SETTINGS = {
@@ -75,10 +73,7 @@ def main() -> None:
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS))
     ap.add_argument("--passes", action="store_true", help="only the per-pass cost table")
     args = ap.parse_args()
-    path, note = resolve_model(args.model)
-    den = load_denoiser(path, device="auto")
-    print(f"model: {path} ({den.family}){' - ' + note if note else ''}")
-    print(f"machine: {humaneval.machine()}")
+    den = humaneval.open_model(args.model)
     if args.passes:
         pass_costs(den)
         return
