@@ -101,7 +101,8 @@ def _denoise(
         policy = "grow"  # best_of scores unconstrained rows; grow works with reviews
     if policy == "best_of":
         done, report = best_of(denoiser, canvas.ids, auto_runs, request.options,
-                               request.length, fixed=exact, should_cancel=should_cancel)
+                               request.length, fixed=exact, should_cancel=should_cancel,
+                               on_step=on_step)
         return done, {"policy": policy, **report}
     growth = None
     if policy == "grow":

@@ -97,13 +97,16 @@ def best_of(
     *,
     fixed: list[int] = (),
     should_cancel=None,
+    on_step=None,
 ) -> tuple[Sampled, dict[str, object]]:
     """Fill ``runs`` (auto holes' positions) at each candidate length in one batch.
 
     Row ``k`` opens the first ``n_k`` positions of every run and closes the rest with the
     end token; ``fixed`` positions (exact holes) are open in every row, end tokens
     forbidden. Each row commits ``ceil(masks left / steps left)`` tokens a step by
-    confidence, as the plain sampler does. Returns the winner and a report of the scores.
+    confidence, as the plain sampler does. ``on_step`` (the sampler's progress callback)
+    sees, after each step, the row leading on mean confidence so far. Returns the winner
+    and a report of the scores.
     """
     device = torch.device(getattr(denoiser, "device", "cpu"))
     end_id = min(denoiser.end_ids)
@@ -129,6 +132,7 @@ def best_of(
             break
         if should_cancel is not None and should_cancel():
             raise Cancelled("the fill was cancelled")
+        before = [len(c) for c in confidence]
         logits = denoiser.logits(x, positions=pos_t).float()
         logits[..., never] = -math.inf
         if len(fixed_rows) and end_list:
@@ -145,17 +149,24 @@ def best_of(
                 x[k, p] = tokens[r]
                 confidence[k][p] = float(conf[r])
         steps += 1
+        if on_step is not None:
+            lead = max(range(len(lengths)), key=lambda k: _mean_log(confidence[k]))
+            left = int((x[lead, pos_t] == denoiser.mask_id).sum())
+            on_step(steps, max(steps_for), left, len(confidence[lead]) - before[lead],
+                    x[lead])
     passes = steps
     if length.scorer == "likelihood":
         logp = torch.log_softmax(denoiser.logits(x, positions=pos_t).float(), dim=-1)
         scores = logp.gather(-1, x[:, pos_t][..., None]).squeeze(-1).mean(-1).tolist()
         passes += 1
     else:
-        scores = [
-            sum(math.log(max(c, 1e-9)) for c in conf.values()) / max(len(conf), 1)
-            for conf in confidence
-        ]
+        scores = [_mean_log(conf) for conf in confidence]
     best = max(range(len(lengths)), key=lambda k: scores[k])
     report = {"candidates": lengths, "scores": [round(s, 4) for s in scores],
               "chosen": lengths[best], "scorer": length.scorer}
     return Sampled(x[best].cpu(), confidence[best], steps, passes), report
+
+
+def _mean_log(confidence: dict[int, float]) -> float:
+    """Mean log confidence of a row's commits (the ``confidence`` scorer)."""
+    return sum(math.log(max(c, 1e-9)) for c in confidence.values()) / max(len(confidence), 1)

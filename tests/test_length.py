@@ -83,3 +83,16 @@ def test_exact_holes_keep_their_length_under_every_policy():
         result = fill(req, den)
         assert result.fills[0].text == "123", policy
         assert len(result.fills[1].token_ids) == 2, policy
+
+
+def test_best_of_reports_each_step_with_the_leading_candidate():
+    seen, texts = [], []
+    den = wants(6)
+    req = InfillRequest(TEXT, [Hole(AT, AT + 4, Length.auto(32))],
+                        length=LengthOptions(policy="best_of", candidates=(4, 8)),
+                        line_aware=False)
+    result = fill(req, den, on_step=lambda s: (seen.append(s), texts.append(s.texts()[0])))
+    assert [s.step for s in seen] == list(range(1, result.steps + 1))
+    assert seen[-1].masks_left == 0 and seen[-1].total == 8
+    assert all(s.committed >= 1 for s in seen)
+    assert len(texts[-1]) > len(texts[0])  # the live text grows as the fill proceeds
