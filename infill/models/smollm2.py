@@ -236,6 +236,16 @@ def adapter_digest(adapter: Path) -> str:
     return hashlib.sha256(BASE_NAME.encode() + adapter.read_bytes()).hexdigest()[:12]
 
 
+def adapter_future_bias(adapter: Path) -> float | None:
+    """The future-bias start an adapter was trained from (``None``: bidirectional)."""
+    from .adapter import read_adapter
+
+    tensors, meta = read_adapter(adapter)
+    if not any(".future_bias." in k for k in tensors):
+        return None
+    return float(json.loads(meta.get("info", "{}")).get("future_bias", 0.0))
+
+
 def default_dir(cache: Path | None = None, adapter: Path | None = None, *,
                 quiet: bool = False) -> Path:
     """The default model: the converted base plus the shipped adapter (merged at load).
@@ -251,6 +261,9 @@ def default_dir(cache: Path | None = None, adapter: Path | None = None, *,
     def build(d: Path) -> None:
         config = json.loads((base / "config.json").read_text(encoding="utf-8"))
         config["lacuna"] = lacuna_section("adapter.safetensors")
+        start = adapter_future_bias(adapter)
+        if start is not None:  # the adapter's trained biases replace this start at load
+            config["lacuna"]["future_bias"] = start
         for name in os.listdir(base):
             if name == "config.json":
                 continue

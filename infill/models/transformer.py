@@ -33,6 +33,11 @@ class TransformerConfig:
     logit_scale: float = 1.0
     #: Positions are divided by this before RoPE (linear position interpolation).
     rope_position_scale: float = 1.0
+    #: Start of a learned per-head bias on attention to later positions (``None``: plain
+    #: bidirectional attention). Started very negative, the network is the causal model it
+    #: was pretrained as; training raises the bias where the suffix helps: attention
+    #: annealed from causal to bidirectional, by gradient descent and per head.
+    future_bias: float | None = None
 
     @property
     def head_dim(self) -> int:
@@ -89,6 +94,15 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * hd, bias=cfg.qkv_bias)
         self.v_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * hd, bias=cfg.qkv_bias)
         self.o_proj = nn.Linear(cfg.num_heads * hd, cfg.hidden_size, bias=False)
+        self.future_bias = (
+            None if cfg.future_bias is None
+            else nn.Parameter(torch.full((cfg.num_heads,), float(cfg.future_bias)))
+        )
+
+    def _future_mask(self, queries: torch.Tensor, keys: int, dtype: torch.dtype) -> torch.Tensor:
+        """``[heads, queries, keys]``: ``future_bias`` where the key comes after the query."""
+        later = torch.arange(keys, device=queries.device)[None, :] > queries[:, None]
+        return later.to(dtype)[None] * self.future_bias.to(dtype)[:, None, None]
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, causal: bool,
@@ -108,8 +122,13 @@ class Attention(nn.Module):
             cached_k, cached_v = cache.layers[layer]
             k = cached_k.index_copy(2, active, k)
             v = cached_v.index_copy(2, active, v)
+        mask = None
+        if self.future_bias is not None and not causal:
+            queries = active if active is not None else torch.arange(n, device=x.device)
+            mask = self._future_mask(queries, k.shape[2], q.dtype)
         out = F.scaled_dot_product_attention(
-            q, k, v, is_causal=causal, enable_gqa=self.num_kv_heads != self.num_heads
+            q, k, v, attn_mask=mask, is_causal=causal,
+            enable_gqa=self.num_kv_heads != self.num_heads,
         )
         return self.o_proj(out.transpose(1, 2).reshape(b, n, -1))
 
