@@ -209,6 +209,10 @@ def main(argv=None) -> int:
                     help="start of the learned bias on attention to later positions "
                          "(e.g. -6: start near-causal, as pretrained); default bidirectional")
     ap.add_argument("--future-bias-lr-scale", type=float, default=10.0)
+    ap.add_argument("--anneal-to", type=float, default=None,
+                    help="drift the future biases linearly from --future-bias to this value "
+                         "over --anneal-steps (gradients alone barely move them)")
+    ap.add_argument("--anneal-steps", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -312,6 +316,11 @@ def main(argv=None) -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        if biases and args.anneal_to is not None and state["step"] < args.anneal_steps:
+            drift = (args.anneal_to - args.future_bias) / args.anneal_steps
+            with torch.no_grad():
+                for b in biases:
+                    b.add_(drift)
         dt = time.time() - t0
         state["step"] += 1
         state["tokens"] += int(ids.numel())
