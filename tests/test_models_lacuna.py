@@ -130,6 +130,14 @@ def test_a_very_negative_future_bias_is_the_causal_network(tmp_path, tiny_model_
     assert not torch.allclose(a[:, 2], b[:, 2])  # a finite bias still lets the suffix in
 
 
+def test_doctor_reports_how_far_attention_was_annealed(tmp_path, tiny_model_dir, tiny_denoiser):
+    from infill.models.report import describe
+
+    assert "future_bias" not in describe(tiny_denoiser)
+    report = describe(_with_future_bias(tmp_path, tiny_model_dir, -2.0))
+    assert report["future_bias"] == {"mean": -2.0, "min": -2.0, "max": -2.0}
+
+
 def test_the_cache_is_exact_with_future_biases(tmp_path, tiny_model_dir):
     den = _with_future_bias(tmp_path, tiny_model_dir, -2.0)
     ids = torch.tensor([[2, 40, 41, 1, 1, 1, 44, 45]])

@@ -12,7 +12,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # training/ is a script folder
 
 from training.corpus import choose_hole, make_example  # noqa: E402
-from training.train_default import adapter_tensors, batch_of, loss_on, wrap  # noqa: E402
+from training.train_default import (  # noqa: E402
+    adapter_tensors,
+    anneal,
+    batch_of,
+    loss_on,
+    wrap,
+)
 
 SOURCE = "".join(f"def f{i}(x):\n    y = x + {i}\n    return y * 2\n\n" for i in range(12))
 
@@ -120,3 +126,10 @@ def test_trained_future_biases_travel_in_the_adapter(tiny_model_dir, tmp_path):
         got = merged.model(ids)
     keep = torch.arange(got.shape[-1]) != 16
     assert torch.allclose(got[..., keep], want[..., keep], atol=1e-4)
+
+
+def test_annealing_drifts_every_head_to_the_target_keeping_learned_offsets():
+    biases = [torch.nn.Parameter(torch.tensor([-5.0, -4.5]))]
+    for _ in range(100):
+        anneal(biases, start=-5.0, target=-1.0, steps=100)
+    torch.testing.assert_close(biases[0].detach(), torch.tensor([-1.0, -0.5]))

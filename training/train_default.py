@@ -109,6 +109,14 @@ def wrap(model, rank: int, alpha: float,
     return trainable
 
 
+def anneal(biases: list[nn.Parameter], start: float, target: float, steps: int) -> None:
+    """One step of the linear drift from ``start`` to ``target`` over ``steps`` steps, on
+    top of what gradients do: each head keeps its learned offset from the schedule."""
+    with torch.no_grad():
+        for b in biases:
+            b.add_((target - start) / steps)
+
+
 def adapter_tensors(trainable: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in trainable.items():
@@ -317,10 +325,7 @@ def main(argv=None) -> int:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if biases and args.anneal_to is not None and state["step"] < args.anneal_steps:
-            drift = (args.anneal_to - args.future_bias) / args.anneal_steps
-            with torch.no_grad():
-                for b in biases:
-                    b.add_(drift)
+            anneal(biases, args.future_bias, args.anneal_to, args.anneal_steps)
         dt = time.time() - t0
         state["step"] += 1
         state["tokens"] += int(ids.numel())

@@ -22,7 +22,7 @@ def describe(denoiser: Denoiser) -> dict[str, object]:
             if t.is_floating_point() or t.dtype in (torch.uint8, torch.int8):
                 params += t.numel()
                 dtypes.add(str(t.dtype).removeprefix("torch."))
-    return {
+    out = {
         "family": denoiser.family,
         "parameters": params,
         "dtype": str(getattr(denoiser, "dtype", "")).removeprefix("torch.")
@@ -32,3 +32,10 @@ def describe(denoiser: Denoiser) -> dict[str, object]:
         "max_length": denoiser.max_length,
         "mask_id": denoiser.mask_id,
     }
+    biases = [m.future_bias for m in module.modules() if getattr(m, "future_bias", None)
+              is not None] if isinstance(module, torch.nn.Module) else []
+    if biases:  # attention annealed from causal: how far towards bidirectional it got
+        b = torch.cat([x.detach().float().flatten() for x in biases])
+        out["future_bias"] = {"mean": round(float(b.mean()), 3), "min": round(float(b.min()), 3),
+                              "max": round(float(b.max()), 3)}
+    return out
