@@ -207,6 +207,9 @@ def main(argv=None) -> int:
                     help="loss weight of end-token targets (1.0 for the plain objective)")
     ap.add_argument("--max-steps", type=int, default=100_000)
     ap.add_argument("--max-minutes", type=float, default=1e9)
+    ap.add_argument("--cooldown-minutes", type=float, default=0.0,
+                    help="decay the learning rate linearly to 0 over the last minutes of "
+                         "--max-minutes (a constant rate leaves a noisy last checkpoint)")
     ap.add_argument("--save-every", type=float, default=240.0, help="seconds")
     ap.add_argument("--eval-every", type=int, default=100, help="steps")
     ap.add_argument("--threads", type=int, default=2)
@@ -317,6 +320,9 @@ def main(argv=None) -> int:
                                       args.t_min, rng)
         ids, noisy, masked = ids.to(device), noisy.to(device), masked.to(device)
         warm = min(1.0, (state["step"] + 1) / args.warmup)
+        if args.cooldown_minutes > 0:
+            left = args.max_minutes - (time.time() - started) / 60
+            warm *= min(1.0, max(left, 0.0) / args.cooldown_minutes)
         for g in opt.param_groups:
             g["lr"] = args.lr * warm * g.get("lr_scale", 1.0)
         loss, k = loss_on(model, ids, noisy, masked, args.end_weight)
