@@ -161,6 +161,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         *report.rows(),
         ("window", f"{info['max_length']} tokens"),
     ]
+    if "future_bias" in info:  # attention annealed from causal (see docs/default-model.md)
+        fb = info["future_bias"]
+        rows.append(("future bias", f"mean {fb['mean']}, min {fb['min']}, max {fb['max']}"))
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
