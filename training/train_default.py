@@ -218,7 +218,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu or cuda (fp32 weights either way)")
     ap.add_argument("--future-bias", type=float, default=None,
                     help="start of the learned bias on attention to later positions "
-                         "(e.g. -6: start near-causal, as pretrained); default bidirectional")
+                         "(e.g. -5: start near-causal, as pretrained); default bidirectional")
     ap.add_argument("--future-bias-lr-scale", type=float, default=10.0)
     ap.add_argument("--anneal-to", type=float, default=None,
                     help="drift the future biases linearly from --future-bias to this value "
