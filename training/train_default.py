@@ -83,10 +83,9 @@ def wrap(model, rank: int, alpha: float,
     trainable: dict[str, nn.Parameter] = {}
     for li, layer in enumerate(model.layers):
         if future_bias is not None:
-            attn = layer.self_attn
-            attn.future_bias = nn.Parameter(torch.full(
-                (attn.num_heads,), float(future_bias), device=model.norm.weight.device))
-            trainable[f"model.layers.{li}.self_attn.future_bias.full"] = attn.future_bias
+            bias = layer.self_attn.start_future_bias(future_bias, model.norm.weight.device)
+            bias.requires_grad_(True)
+            trainable[f"model.layers.{li}.self_attn.future_bias.full"] = bias
         for owner in (layer.self_attn, layer.mlp):
             for name in TARGETS:
                 lin = getattr(owner, name, None)

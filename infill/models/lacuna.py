@@ -81,12 +81,7 @@ def _start_future_biases(model: Transformer, device: torch.device, dtype: torch.
     if model.cfg.future_bias is None:
         return
     for layer in model.layers:
-        attn = layer.self_attn
-        attn.future_bias = torch.nn.Parameter(
-            torch.full((attn.num_heads,), float(model.cfg.future_bias), device=device,
-                       dtype=dtype),
-            requires_grad=False,
-        )
+        layer.self_attn.start_future_bias(model.cfg.future_bias, device, dtype)
 
 
 def load(path: str | Path, config: dict, device: torch.device,

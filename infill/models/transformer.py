@@ -99,18 +99,25 @@ class Attention(nn.Module):
             else nn.Parameter(torch.full((cfg.num_heads,), float(cfg.future_bias)))
         )
 
-    def _future_mask(self, queries: torch.Tensor, keys: int, dtype: torch.dtype) -> torch.Tensor:
-        """``[heads, queries, keys]``: ``future_bias`` where the key comes after the query."""
-        later = torch.arange(keys, device=queries.device)[None, :] > queries[:, None]
-        return later.to(dtype)[None] * self.future_bias.to(dtype)[:, None, None]
+    def start_future_bias(self, value: float, device: torch.device | str,
+                          dtype: torch.dtype = torch.float32) -> nn.Parameter:
+        """A fresh future bias of ``value`` for every head (replacing any), frozen."""
+        self.future_bias = nn.Parameter(
+            torch.full((self.num_heads,), float(value), device=device, dtype=dtype),
+            requires_grad=False,
+        )
+        return self.future_bias
 
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, causal: bool,
         cache: KVCache | None = None, layer: int = 0, active: torch.Tensor | None = None,
+        later: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """With ``cache`` and no ``active``: a full pass that stores this layer's keys and
         values. With ``active``: ``x`` holds only those rows; their fresh keys and values
-        replace the cached ones and the other rows are read from the cache."""
+        replace the cached ones and the other rows are read from the cache. ``later``
+        (``[queries, keys]``, 1 where the key comes after the query) places the future
+        bias."""
         b, n, _ = x.shape
         q = self.q_proj(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
@@ -123,9 +130,8 @@ class Attention(nn.Module):
             k = cached_k.index_copy(2, active, k)
             v = cached_v.index_copy(2, active, v)
         mask = None
-        if self.future_bias is not None and not causal:
-            queries = active if active is not None else torch.arange(n, device=x.device)
-            mask = self._future_mask(queries, k.shape[2], q.dtype)
+        if self.future_bias is not None and later is not None:
+            mask = later.to(q.dtype)[None] * self.future_bias.to(q.dtype)[:, None, None]
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=causal,
             enable_gqa=self.num_kv_heads != self.num_heads,
@@ -153,8 +159,10 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
 
     def forward(self, x, cos, sin, causal: bool, cache: KVCache | None = None, layer: int = 0,
-                active: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, causal, cache, layer, active)
+                active: torch.Tensor | None = None,
+                later: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, causal, cache, layer, active,
+                               later)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -190,6 +198,11 @@ class Transformer(nn.Module):
         """
         cos, sin = rotary(ids.shape[1], self.cfg.head_dim, self.cfg.rope_theta, ids.device,
                           self.cfg.rope_position_scale)
+        later = None  # where keys come after queries: the same for every layer
+        if not causal and self.layers[0].self_attn.future_bias is not None:
+            keys = torch.arange(ids.shape[1], device=ids.device)
+            queries = keys if active is None else active
+            later = keys[None, :] > queries[:, None]
         if active is not None:
             if cache is None or not cache.layers:
                 raise ValueError("active rows need a cache filled by a full pass")
@@ -198,7 +211,7 @@ class Transformer(nn.Module):
         if self.cfg.embed_scale != 1.0:
             x = x * self.cfg.embed_scale
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, causal, cache, i, active)
+            x = layer(x, cos, sin, causal, cache, i, active, later)
         return self.norm(x)
 
     def forward(
