@@ -2,8 +2,9 @@
 
 Plain: steps = tokens, low-confidence remasking, no cache (LLaDA's sampler).
 Fast: Fast-dLLM's confidence-threshold parallel decoding, with and without the dual
-key/value cache. Printed per setting: median and p90 latency, forward passes, tokens per
-pass, pass@1 (subprocess-run tests), and ratios against plain.
+key/value cache, and with the grow length policy. Printed per setting: median and p90
+latency, forward passes, fill tokens per pass (the tokens kept in the fill, end tokens
+trimmed, over the passes spent), pass@1 (subprocess-run tests), and ratios against plain.
 
     .venv/bin/python benchmarks/speed.py --limit 20 [--model DIR] [--sets single-line multi-line]
     .venv/bin/python benchmarks/speed.py --passes     # one pass: full against cached, by size
@@ -24,13 +25,24 @@ import humaneval  # noqa: E402
 import torch  # noqa: E402
 
 from infill.engine import fill  # noqa: E402
-from infill.types import Hole, InfillRequest, Length, SamplingOptions  # noqa: E402
+from infill.types import (  # noqa: E402
+    Hole,
+    InfillRequest,
+    Length,
+    LengthOptions,
+    SamplingOptions,
+)
 
+ABSORB, GROW = LengthOptions(policy="absorb"), LengthOptions(policy="grow")
+#: name -> (sampling, length policy). "plain" is LLaDA's sampler on the whole budget; the
+#: rest add Fast-dLLM's threshold, the dual cache, and the grow policy (fewer masks to fill
+#: when the line is short: the inline preset).
 SETTINGS = {
-    "plain": SamplingOptions(),
-    "threshold 0.9": SamplingOptions(threshold=0.9),
-    "threshold 0.9 + cache": SamplingOptions(threshold=0.9, cache=True),
-    "threshold 0.7 + cache": SamplingOptions(threshold=0.7, cache=True),
+    "plain": (SamplingOptions(), ABSORB),
+    "threshold 0.9": (SamplingOptions(threshold=0.9), ABSORB),
+    "threshold 0.9 + cache": (SamplingOptions(threshold=0.9, cache=True), ABSORB),
+    "threshold 0.7 + cache": (SamplingOptions(threshold=0.7, cache=True), ABSORB),
+    "threshold 0.9 + cache + grow": (SamplingOptions(threshold=0.9, cache=True), GROW),
 }
 
 
@@ -80,7 +92,7 @@ def main() -> None:
     for name in args.sets:
         problems = humaneval.load(name, args.limit)
         print(f"\n{name}, {len(problems)} problems, context {args.context} tokens")
-        print("| setting | median s | p90 s | passes | tokens/pass | pass@1 % |"
+        print("| setting | median s | p90 s | passes | fill tokens/pass | pass@1 % |"
               " latency vs plain | passes vs plain |")
         print("|---|---|---|---|---|---|---|---|", flush=True)
         base = None
@@ -89,13 +101,14 @@ def main() -> None:
             for prob in problems:
                 text, at = humaneval.document(prob)
                 hole = Hole(at, at, Length.auto(budget_for(prob, den.tokenizer)))
-                req = InfillRequest(text, [hole], language="python",
-                                    options=SETTINGS[setting], context_tokens=args.context)
+                options, length = SETTINGS[setting]
+                req = InfillRequest(text, [hole], language="python", options=options,
+                                    length=length, context_tokens=args.context)
                 t0 = time.perf_counter()
                 result = fill(req, den)
                 times.append(time.perf_counter() - t0)
                 passes.append(result.forward_passes)
-                tokens.append(hole.length.tokens)
+                tokens.append(len(result.fills[0].token_ids))
                 ok += humaneval.passes(prob, result.fills[0].text)
             r = {
                 "median": statistics.median(times),

@@ -3,28 +3,29 @@
 
 Keys (camelCase as editors write them; a ``{"lacuna": {...}}`` wrapper is accepted too):
 
-=================  ==========================================================  ===========
-key                meaning                                                     default
-=================  ==========================================================  ===========
-model              model directory (``None``: ``$LACUNA_MODEL`` / the default)  ``None``
-device             ``auto``, ``cpu``, ``cuda``, ``cuda:1`` ...                 ``auto``
-quant              ``none``, ``int8``, ``nf4``, ``torch-int8``, ``auto``        ``auto``
-steps              denoising steps per canvas (``None``: one per token)        ``None``
-threshold          confidence threshold (parallel decoding) instead of steps   ``None``
-temperature        sampling temperature (0: greedy)                            ``0.0``
-seed               sampling seed                                               ``0``
-blockLength        semi-autoregressive block length                            ``None``
-marker             marker text                                                 ``[MASK]``
-budget             token budget of an auto-length hole                         ``32``
-inlineBudget       token budget of inline (ghost text) completion              ``16``
-bodyBudget         token budget of "Write function body"                       ``128``
-contextTokens      context tokens kept around the holes (``None``: all)        ``None``
-syntaxConstraint   use the tree-sitter constraint where a grammar exists       ``True``
-lengthPolicy       auto-length holes: ``absorb``, ``grow``, ``best_of``        ``absorb``
-cache              reuse the context's keys/values between steps              ``False``
-inlineThreshold    confidence threshold for ghost text (latency first)        ``0.9``
-inlineContext      context tokens around the cursor for ghost text            ``256``
-=================  ==========================================================  ===========
+===================  ==========================================================  ===========
+key                  meaning                                                     default
+===================  ==========================================================  ===========
+model                model directory (``None``: ``$LACUNA_MODEL`` / the default)  ``None``
+device               ``auto``, ``cpu``, ``cuda``, ``cuda:1`` ...                 ``auto``
+quant                ``none``, ``int8``, ``nf4``, ``torch-int8``, ``auto``        ``auto``
+steps                denoising steps per canvas (``None``: one per token)        ``None``
+threshold            confidence threshold (parallel decoding) instead of steps   ``None``
+temperature          sampling temperature (0: greedy)                            ``0.0``
+seed                 sampling seed                                               ``0``
+blockLength          semi-autoregressive block length                            ``None``
+marker               marker text                                                 ``[MASK]``
+budget               token budget of an auto-length hole                         ``32``
+inlineBudget         token budget of inline (ghost text) completion              ``16``
+bodyBudget           token budget of "Write function body"                       ``128``
+contextTokens        context tokens kept around the holes (``None``: all)        ``None``
+syntaxConstraint     use the tree-sitter constraint where a grammar exists       ``True``
+lengthPolicy         auto-length holes: ``absorb``, ``grow``, ``best_of``        ``absorb``
+cache                reuse the context's keys/values between steps              ``False``
+inlineThreshold      confidence threshold for ghost text (latency first)        ``0.9``
+inlineContext        context tokens around the cursor for ghost text            ``256``
+inlineLengthPolicy   length policy of ghost text (start short, grow on need)     ``grow``
+===================  ==========================================================  ===========
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from infill.holes import MAX_HOLE_TOKENS
+from infill.types import POLICIES
 
 try:  # the quant package names its modes; this list is the fallback
     from quant import CHOICES as QUANT_MODES
@@ -62,6 +64,7 @@ class Settings:
     #: Inline completion is latency-first: parallel decoding, cached context, small window.
     inline_threshold: float | None = 0.9
     inline_context: int | None = 256
+    inline_length_policy: str = "grow"
 
     def model_key(self) -> tuple[str | None, str, str]:
         """What decides which loaded model serves a request: change it and it reloads."""
@@ -77,6 +80,7 @@ _CAMEL = {
     "lengthPolicy": "length_policy",
     "inlineThreshold": "inline_threshold",
     "inlineContext": "inline_context",
+    "inlineLengthPolicy": "inline_length_policy",
 }
 #: Accepted synonyms (CLI flags and snake_case spellings).
 _ALIASES = {f.name: f.name for f in fields(Settings)} | _CAMEL | {
@@ -151,10 +155,11 @@ _CHECKS = {
     "body_budget": _int("bodyBudget", 1, MAX_HOLE_TOKENS),
     "context_tokens": _int("contextTokens", 0, optional=True),
     "syntax_constraint": _bool("syntaxConstraint"),
-    "length_policy": _str("lengthPolicy", choices=("absorb", "grow", "best_of")),
+    "length_policy": _str("lengthPolicy", choices=POLICIES),
     "cache": _bool("cache"),
     "inline_threshold": _float("inlineThreshold", 0.0, 1.0, optional=True, open_lo=True),
     "inline_context": _int("inlineContext", 0, optional=True),
+    "inline_length_policy": _str("inlineLengthPolicy", choices=POLICIES),
 }
 
 

@@ -435,7 +435,8 @@ class Progress:
 
 def sampling(settings: Settings, inline: bool = False) -> SamplingOptions:
     """Explicit fills are quality-first (the settings as given); ghost text is latency-first:
-    confidence-threshold decoding on a cached context."""
+    confidence-threshold decoding on a cached context (and, in ``make_request``, the grow
+    length policy and a smaller window)."""
     try:
         return SamplingOptions(
             steps=settings.steps,
@@ -462,7 +463,9 @@ def make_request(doc, text: str, holes: list[Hole], settings: Settings, constrai
         options=sampling(settings, inline),
         constrain=constrain,
         context_tokens=settings.inline_context if inline else settings.context_tokens,
-        length=LengthOptions(policy=settings.length_policy),
+        length=LengthOptions(
+            policy=settings.inline_length_policy if inline else settings.length_policy
+        ),
     )
 
 

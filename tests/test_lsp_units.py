@@ -170,3 +170,24 @@ def test_ghost_text_is_latency_first_and_explicit_fills_follow_the_settings():
     assert explicit.threshold == 0.5 and not explicit.cache
     _, problems = merge(Settings(), {"lengthPolicy": "guess"})
     assert problems and "lengthPolicy" in problems[0]
+
+
+def test_ghost_text_grows_its_hole_and_explicit_fills_keep_the_length_policy():
+    from types import SimpleNamespace
+
+    from lsp_server.server import make_request
+
+    doc = SimpleNamespace(language_id="python")
+    hole = [Hole(4, 4, Length.auto(16))]
+    settings, problems = merge(Settings(), {"inlineContext": 64})
+    assert problems == []
+    inline = make_request(doc, "x = \n", hole, settings, constrain=False, inline=True)
+    explicit = make_request(doc, "x = \n", hole, settings, constrain=False)
+    assert inline.length.policy == "grow" and inline.context_tokens == 64
+    assert explicit.length.policy == "absorb" and explicit.context_tokens is None
+    settings, problems = merge(settings, {"inlineLengthPolicy": "best_of"})
+    assert problems == []
+    best_of = make_request(doc, "x = \n", hole, settings, constrain=False, inline=True)
+    assert best_of.length.policy == "best_of"
+    _, problems = merge(Settings(), {"inlineLengthPolicy": "guess"})
+    assert problems and "inlineLengthPolicy" in problems[0]

@@ -33,6 +33,7 @@ export interface ServerSettings {
   cache: boolean;
   inlineThreshold: number | null;
   inlineContext: number | null;
+  inlineLengthPolicy: string;
 }
 
 export const QUANT_MODES = ["none", "int8", "nf4", "torch-int8", "auto"];
@@ -58,6 +59,7 @@ export const SERVER_KEYS: ReadonlyArray<readonly [string, keyof ServerSettings]>
   ["cache", "cache"],
   ["inline.confidenceThreshold", "inlineThreshold"],
   ["inline.contextTokens", "inlineContext"],
+  ["inline.lengthPolicy", "inlineLengthPolicy"],
 ];
 
 /** Settings that change how the server process is started: they need a restart. */
@@ -82,6 +84,7 @@ export const DEFAULTS: ServerSettings = {
   cache: false,
   inlineThreshold: 0.9,
   inlineContext: 256,
+  inlineLengthPolicy: "grow",
 };
 
 export interface Mapped {
@@ -126,11 +129,15 @@ export function toServerSettings(
     } else bad("quantization", quant, `must be one of ${QUANT_MODES.join(", ")}`);
   }
 
-  const policy = config.get<string>("lengthPolicy");
-  if (policy !== undefined && policy !== null) {
+  for (const [key, target] of [
+    ["lengthPolicy", "lengthPolicy"],
+    ["inline.lengthPolicy", "inlineLengthPolicy"],
+  ] as const) {
+    const policy = config.get<string>(key);
+    if (policy === undefined || policy === null) continue;
     if (typeof policy === "string" && LENGTH_POLICIES.includes(policy.toLowerCase())) {
-      s.lengthPolicy = policy.toLowerCase();
-    } else bad("lengthPolicy", policy, `must be one of ${LENGTH_POLICIES.join(", ")}`);
+      s[target] = policy.toLowerCase();
+    } else bad(key, policy, `must be one of ${LENGTH_POLICIES.join(", ")}`);
   }
 
   for (const [key, target] of [

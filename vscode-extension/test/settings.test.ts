@@ -22,12 +22,14 @@ suite("settings mapping", () => {
       confidenceThreshold: 0.9, temperature: 0.7, seed: 3, blockLength: 8, marker: "<<FILL>>",
       budget: 64, "inline.budget": 8, bodyBudget: 40, contextTokens: 512, syntaxConstraint: false,
       lengthPolicy: "best_of", cache: true, "inline.confidenceThreshold": 0.8, "inline.contextTokens": 64,
+      "inline.lengthPolicy": "absorb",
     }));
     assert.deepEqual(problems, []);
     assert.deepEqual(settings, {
       model: "/models/llada", device: "cuda:1", quant: "nf4", steps: 12, threshold: 0.9, temperature: 0.7,
       seed: 3, blockLength: 8, marker: "<<FILL>>", budget: 64, inlineBudget: 8, bodyBudget: 40, contextTokens: 512,
       syntaxConstraint: false, lengthPolicy: "best_of", cache: true, inlineThreshold: 0.8, inlineContext: 64,
+      inlineLengthPolicy: "absorb",
     });
   });
 
@@ -56,6 +58,7 @@ suite("settings mapping", () => {
   test("bad values fall back to the default and are reported, one line each", () => {
     const { settings, problems } = toServerSettings(config({
       quantization: "fp4", lengthPolicy: "longest", cache: "yes", steps: -2, confidenceThreshold: 1.5, temperature: -1, seed: 1.5, marker: "", budget: 0,
+      "inline.lengthPolicy": "shortest",
     }));
     assert.equal(settings.quant, "auto");
     assert.equal(settings.steps, null);
@@ -65,8 +68,9 @@ suite("settings mapping", () => {
     assert.equal(settings.marker, "[MASK]");
     assert.equal(settings.budget, 32);
     assert.equal(settings.lengthPolicy, "absorb");
+    assert.equal(settings.inlineLengthPolicy, "grow");
     assert.equal(settings.cache, false);
-    assert.equal(problems.length, 9);
+    assert.equal(problems.length, 10);
     assert.ok(problems.every((p) => p.startsWith("lacuna.")));
     assert.match(problems.join("\n"), /lacuna\.quantization: must be one of none, int8, nf4, torch-int8, auto, got "fp4"/);
   });
