@@ -7,6 +7,7 @@ latency, forward passes, fill tokens per pass (the tokens kept in the fill, end 
 trimmed, over the passes spent), pass@1 (subprocess-run tests), and ratios against plain.
 
     .venv/bin/python benchmarks/speed.py --limit 20 [--model DIR] [--sets single-line multi-line]
+        [--budget 32]     # the editor's auto budget instead of the reference's length
     .venv/bin/python benchmarks/speed.py --passes     # one pass: full against cached, by size
 """
 
@@ -82,6 +83,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=20)
     ap.add_argument("--sets", nargs="+", default=["single-line", "multi-line"])
     ap.add_argument("--context", type=int, default=256, help="context tokens around the hole")
+    ap.add_argument("--budget", type=int, default=None,
+                    help="auto-hole budget in tokens (default: the reference's length "
+                         "rounded up to 8; 32 is what an editor's [MASK] gets)")
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS))
     ap.add_argument("--passes", action="store_true", help="only the per-pass cost table")
     args = ap.parse_args()
@@ -91,7 +95,8 @@ def main() -> None:
         return
     for name in args.sets:
         problems = humaneval.load(name, args.limit)
-        print(f"\n{name}, {len(problems)} problems, context {args.context} tokens")
+        print(f"\n{name}, {len(problems)} problems, context {args.context} tokens, budget "
+              f"{args.budget or 'reference length rounded up to 8'}")
         print("| setting | median s | p90 s | passes | fill tokens/pass | pass@1 % |"
               " latency vs plain | passes vs plain |")
         print("|---|---|---|---|---|---|---|---|", flush=True)
@@ -100,7 +105,8 @@ def main() -> None:
             times, passes, tokens, ok = [], [], [], 0
             for prob in problems:
                 text, at = humaneval.document(prob)
-                hole = Hole(at, at, Length.auto(budget_for(prob, den.tokenizer)))
+                budget = args.budget or budget_for(prob, den.tokenizer)
+                hole = Hole(at, at, Length.auto(budget))
                 options, length = SETTINGS[setting]
                 req = InfillRequest(text, [hole], language="python", options=options,
                                     length=length, context_tokens=args.context)
