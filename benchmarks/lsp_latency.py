@@ -4,8 +4,9 @@ Spawns ``python -m lsp_server``, opens each HumanEval single-line problem as a d
 asks for the line two ways: ``textDocument/inlineCompletion`` at the hole (ghost text,
 the latency-first preset) and ``lacuna/fill`` on an empty range there (the explicit fill,
 quality-first settings). The clock runs from sending the request to receiving the answer,
-model already loaded (one warm-up request first). The syntax constraint is off unless
-``--constrain``: with a model that breaks the syntax, its remasks are what gets timed.
+model already loaded (one warm-up request first). The syntax constraint is off for both unless
+``--constrain`` (then on for both): with a model that breaks the syntax, its remasks are what
+gets timed.
 
     .venv/bin/python benchmarks/lsp_latency.py --limit 20 [--model DIR]
 """
@@ -49,7 +50,8 @@ def main() -> None:
     s = Session(env)
     s.start()
     s.initialize({"model": args.model, "inlineBudget": args.budget, "budget": args.budget,
-                  "syntaxConstraint": args.constrain}, progress=False)
+                  "syntaxConstraint": args.constrain,
+                  "inlineSyntaxConstraint": args.constrain}, progress=False)
     inline, explicit, ok_inline, ok_explicit = [], [], 0, 0
     for i, prob in enumerate([problems[0], *problems]):
         text, at = humaneval.document(prob)

@@ -25,6 +25,7 @@ cache                reuse the context's keys/values between steps              
 inlineThreshold      confidence threshold for ghost text (latency first)        ``0.9``
 inlineContext        context tokens around the cursor for ghost text            ``256``
 inlineLengthPolicy   length policy of ghost text (start short, grow on need)     ``grow``
+inlineSyntaxConstraint  the tree-sitter constraint for ghost text too (6x slower)  ``False``
 ===================  ==========================================================  ===========
 """
 
@@ -65,6 +66,8 @@ class Settings:
     inline_threshold: float | None = 0.9
     inline_context: int | None = 256
     inline_length_policy: str = "grow"
+    #: Off: remasking rounds cost full passes, 8.1 s against 1.3 s median (benchmarks.md).
+    inline_syntax_constraint: bool = False
 
     def model_key(self) -> tuple[str | None, str, str]:
         """What decides which loaded model serves a request: change it and it reloads."""
@@ -81,6 +84,7 @@ _CAMEL = {
     "inlineThreshold": "inline_threshold",
     "inlineContext": "inline_context",
     "inlineLengthPolicy": "inline_length_policy",
+    "inlineSyntaxConstraint": "inline_syntax_constraint",
 }
 #: Accepted synonyms (CLI flags and snake_case spellings).
 _ALIASES = {f.name: f.name for f in fields(Settings)} | _CAMEL | {
@@ -160,6 +164,7 @@ _CHECKS = {
     "inline_threshold": _float("inlineThreshold", 0.0, 1.0, optional=True, open_lo=True),
     "inline_context": _int("inlineContext", 0, optional=True),
     "inline_length_policy": _str("inlineLengthPolicy", choices=POLICIES),
+    "inline_syntax_constraint": _bool("inlineSyntaxConstraint"),
 }
 
 

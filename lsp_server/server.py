@@ -694,7 +694,8 @@ def build_server(defaults: Settings | None = None, worker: Worker | None = None)
         except PositionError as e:
             raise invalid(f"inlineCompletion: {e}") from None
         hole = Hole(offset, offset, Length.auto(settings.inline_budget))
-        constraint, _ = ls.constraint_for(doc.language_id or "", settings.syntax_constraint)
+        constraint, _ = ls.constraint_for(doc.language_id or "",
+                                          settings.inline_syntax_constraint)
         request = make_request(doc, text, [hole], settings, constraint is not None, inline=True)
         progress = None
         if params.work_done_token is not None:

@@ -191,3 +191,7 @@ def test_ghost_text_grows_its_hole_and_explicit_fills_keep_the_length_policy():
     assert best_of.length.policy == "best_of"
     _, problems = merge(Settings(), {"inlineLengthPolicy": "guess"})
     assert problems and "inlineLengthPolicy" in problems[0]
+    # Syntax remasking is for explicit fills; ghost text opts in.
+    assert Settings().syntax_constraint and not Settings().inline_syntax_constraint
+    settings, problems = merge(Settings(), {"inlineSyntaxConstraint": True})
+    assert problems == [] and settings.inline_syntax_constraint

@@ -34,6 +34,7 @@ export interface ServerSettings {
   inlineThreshold: number | null;
   inlineContext: number | null;
   inlineLengthPolicy: string;
+  inlineSyntaxConstraint: boolean;
 }
 
 export const QUANT_MODES = ["none", "int8", "nf4", "torch-int8", "auto"];
@@ -60,6 +61,7 @@ export const SERVER_KEYS: ReadonlyArray<readonly [string, keyof ServerSettings]>
   ["inline.confidenceThreshold", "inlineThreshold"],
   ["inline.contextTokens", "inlineContext"],
   ["inline.lengthPolicy", "inlineLengthPolicy"],
+  ["inline.syntaxConstraint", "inlineSyntaxConstraint"],
 ];
 
 /** Settings that change how the server process is started: they need a restart. */
@@ -85,6 +87,7 @@ export const DEFAULTS: ServerSettings = {
   inlineThreshold: 0.9,
   inlineContext: 256,
   inlineLengthPolicy: "grow",
+  inlineSyntaxConstraint: false,
 };
 
 export interface Mapped {
@@ -205,6 +208,7 @@ export function toServerSettings(
   for (const [key, target] of [
     ["syntaxConstraint", "syntaxConstraint"],
     ["cache", "cache"],
+    ["inline.syntaxConstraint", "inlineSyntaxConstraint"],
   ] as const) {
     const v = config.get<boolean>(key);
     if (typeof v === "boolean") s[target] = v;

@@ -22,14 +22,14 @@ suite("settings mapping", () => {
       confidenceThreshold: 0.9, temperature: 0.7, seed: 3, blockLength: 8, marker: "<<FILL>>",
       budget: 64, "inline.budget": 8, bodyBudget: 40, contextTokens: 512, syntaxConstraint: false,
       lengthPolicy: "best_of", cache: true, "inline.confidenceThreshold": 0.8, "inline.contextTokens": 64,
-      "inline.lengthPolicy": "absorb",
+      "inline.lengthPolicy": "absorb", "inline.syntaxConstraint": true,
     }));
     assert.deepEqual(problems, []);
     assert.deepEqual(settings, {
       model: "/models/llada", device: "cuda:1", quant: "nf4", steps: 12, threshold: 0.9, temperature: 0.7,
       seed: 3, blockLength: 8, marker: "<<FILL>>", budget: 64, inlineBudget: 8, bodyBudget: 40, contextTokens: 512,
       syntaxConstraint: false, lengthPolicy: "best_of", cache: true, inlineThreshold: 0.8, inlineContext: 64,
-      inlineLengthPolicy: "absorb",
+      inlineLengthPolicy: "absorb", inlineSyntaxConstraint: true,
     });
   });
 
