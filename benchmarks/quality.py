@@ -59,7 +59,8 @@ def load_model(spec: str):
 
 
 def run_humaneval(den, name: str, limit: int, budget: int, context: int | None,
-                  timeout: float, options: SamplingOptions, show: int = 0) -> dict:
+                  timeout: float, options: SamplingOptions, show: int = 0,
+                  constraint=None) -> dict:
     rows = humaneval.load(SETS[name], limit, DATA)
     passed = exact = 0
     seconds = 0.0
@@ -68,8 +69,8 @@ def run_humaneval(den, name: str, limit: int, budget: int, context: int | None,
         text = row["prompt"] + row["suffix"]
         hole = Hole(len(row["prompt"]), len(row["prompt"]), Length.auto(budget))
         req = InfillRequest(text=text, holes=[hole], language="python", options=options,
-                            context_tokens=context)
-        res = fill(req, den)
+                            context_tokens=context, constrain=constraint is not None)
+        res = fill(req, den, constraint=constraint)
         seconds += res.seconds
         got = res.fills[0].text
         ok = humaneval.passes(row, got, timeout)
@@ -163,6 +164,9 @@ def main(argv=None) -> int:
                     help="context tokens around the hole (default: all that fits)")
     ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--constrain", action="store_true",
+                    help="HumanEval fills under the tree-sitter syntax constraint (what the "
+                         "language server does by default for explicit fills)")
     ap.add_argument("--show", type=int, default=3, help="sample fills kept per set")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -170,6 +174,11 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     options = SamplingOptions()  # the default sampler settings
+    constraint = None
+    if args.constrain:
+        from grammars import syntax_constraint
+
+        constraint = syntax_constraint("python")
     results = {}
     for spec in args.models:
         started = time.perf_counter()
@@ -177,11 +186,12 @@ def main(argv=None) -> int:
         out = {"model": str(path), "load_seconds": time.perf_counter() - started}
         if "single" in args.sets:
             out["single"] = run_humaneval(den, "single", args.limit, args.budget,
-                                          args.context, args.timeout, options, args.show)
+                                          args.context, args.timeout, options, args.show,
+                                          constraint)
         if "multi" in args.sets:
             out["multi"] = run_humaneval(den, "multi", args.limit_multi or args.limit,
                                          args.budget_multi, args.context, args.timeout,
-                                         options, args.show)
+                                         options, args.show, constraint)
         if "prose" in args.sets:
             out["prose"] = run_prose(den, args.limit, args.budget, options, args.show)
         results[spec] = out
