@@ -3,30 +3,30 @@
 
 Keys (camelCase as editors write them; a ``{"lacuna": {...}}`` wrapper is accepted too):
 
-===================  ==========================================================  ===========
-key                  meaning                                                     default
-===================  ==========================================================  ===========
-model                model directory (``None``: ``$LACUNA_MODEL`` / the default)  ``None``
-device               ``auto``, ``cpu``, ``cuda``, ``cuda:1`` ...                 ``auto``
-quant                ``none``, ``int8``, ``nf4``, ``torch-int8``, ``auto``        ``auto``
-steps                denoising steps per canvas (``None``: one per token)        ``None``
-threshold            confidence threshold (parallel decoding) instead of steps   ``None``
-temperature          sampling temperature (0: greedy)                            ``0.0``
-seed                 sampling seed                                               ``0``
-blockLength          semi-autoregressive block length                            ``None``
-marker               marker text                                                 ``[MASK]``
-budget               token budget of an auto-length hole                         ``32``
-inlineBudget         token budget of inline (ghost text) completion              ``16``
-bodyBudget           token budget of "Write function body"                       ``128``
-contextTokens        context tokens kept around the holes (``None``: all)        ``None``
-syntaxConstraint     use the tree-sitter constraint where a grammar exists       ``True``
-lengthPolicy         auto-length holes: ``absorb``, ``grow``, ``best_of``        ``absorb``
-cache                reuse the context's keys/values between steps              ``False``
-inlineThreshold      confidence threshold for ghost text (latency first)        ``0.9``
-inlineContext        context tokens around the cursor for ghost text            ``256``
-inlineLengthPolicy   length policy of ghost text (start short, grow on need)     ``grow``
-inlineSyntaxConstraint  the tree-sitter constraint for ghost text too (6x slower)  ``False``
-===================  ==========================================================  ===========
+========================  ==========================================================  ===========
+key                       meaning                                                     default
+========================  ==========================================================  ===========
+model                     model directory (``None``: ``$LACUNA_MODEL`` / the default)  ``None``
+device                    ``auto``, ``cpu``, ``cuda``, ``cuda:1`` ...                 ``auto``
+quant                     ``none``, ``int8``, ``nf4``, ``torch-int8``, ``auto``        ``auto``
+steps                     denoising steps per canvas (``None``: one per token)        ``None``
+threshold                 confidence threshold (parallel decoding) instead of steps   ``None``
+temperature               sampling temperature (0: greedy)                            ``0.0``
+seed                      sampling seed                                               ``0``
+blockLength               semi-autoregressive block length                            ``None``
+marker                    marker text                                                 ``[MASK]``
+budget                    token budget of an auto-length hole                         ``32``
+inlineBudget              token budget of inline (ghost text) completion              ``16``
+bodyBudget                token budget of "Write function body"                       ``128``
+contextTokens             context tokens kept around the holes (``None``: all)        ``None``
+syntaxConstraint          tree-sitter constraint on explicit fills (where a grammar)  ``True``
+lengthPolicy              auto-length holes: ``absorb``, ``grow``, ``best_of``        ``absorb``
+cache                     reuse the context's keys/values between steps              ``False``
+inlineThreshold           confidence threshold for ghost text (latency first)        ``0.9``
+inlineContext             context tokens around the cursor for ghost text            ``256``
+inlineLengthPolicy        length policy of ghost text (start short, grow on need)     ``grow``
+inlineSyntaxConstraint    the tree-sitter constraint for ghost text too (6x slower)  ``False``
+========================  ==========================================================  ===========
 """
 
 from __future__ import annotations
