@@ -450,6 +450,13 @@ def sampling(settings: Settings, inline: bool = False) -> SamplingOptions:
         raise invalid(str(e)) from None
 
 
+def constraint_wanted(settings: Settings, inline: bool = False) -> bool:
+    """Explicit fills follow ``syntaxConstraint``; ghost text opts in with
+    ``inlineSyntaxConstraint``, because each remask round costs a full pass (6x the median
+    latency, docs/benchmarks.md)."""
+    return settings.inline_syntax_constraint if inline else settings.syntax_constraint
+
+
 def make_request(doc, text: str, holes: list[Hole], settings: Settings, constrain: bool,
                  inline: bool = False) -> InfillRequest:
     try:
@@ -622,7 +629,7 @@ def build_server(defaults: Settings | None = None, worker: Worker | None = None)
                 raise invalid("codeAction/resolve: no empty function body here any more")
             canvas, at = body.prepare(text)
             holes = [Hole(at, at, Length.auto(settings.body_budget))]
-        constraint, _ = ls.constraint_for(doc.language_id or "", settings.syntax_constraint)
+        constraint, _ = ls.constraint_for(doc.language_id or "", constraint_wanted(settings))
         request = make_request(doc, canvas, holes, settings, constraint is not None)
         progress = Progress(ls, action.title, None, None,
                             create=_client_supports(ls, "window", "work_done_progress"))
@@ -695,7 +702,7 @@ def build_server(defaults: Settings | None = None, worker: Worker | None = None)
             raise invalid(f"inlineCompletion: {e}") from None
         hole = Hole(offset, offset, Length.auto(settings.inline_budget))
         constraint, _ = ls.constraint_for(doc.language_id or "",
-                                          settings.inline_syntax_constraint)
+                                          constraint_wanted(settings, inline=True))
         request = make_request(doc, text, [hole], settings, constraint is not None, inline=True)
         progress = None
         if params.work_done_token is not None:

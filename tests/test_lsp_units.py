@@ -175,7 +175,7 @@ def test_ghost_text_is_latency_first_and_explicit_fills_follow_the_settings():
 def test_ghost_text_grows_its_hole_and_explicit_fills_keep_the_length_policy():
     from types import SimpleNamespace
 
-    from lsp_server.server import make_request
+    from lsp_server.server import constraint_wanted, make_request
 
     doc = SimpleNamespace(language_id="python")
     hole = [Hole(4, 4, Length.auto(16))]
@@ -192,6 +192,8 @@ def test_ghost_text_grows_its_hole_and_explicit_fills_keep_the_length_policy():
     _, problems = merge(Settings(), {"inlineLengthPolicy": "guess"})
     assert problems and "inlineLengthPolicy" in problems[0]
     # Syntax remasking is for explicit fills; ghost text opts in.
-    assert Settings().syntax_constraint and not Settings().inline_syntax_constraint
-    settings, problems = merge(Settings(), {"inlineSyntaxConstraint": True})
-    assert problems == [] and settings.inline_syntax_constraint
+    assert constraint_wanted(Settings()) and not constraint_wanted(Settings(), inline=True)
+    settings, problems = merge(Settings(), {"inlineSyntaxConstraint": True,
+                                            "syntaxConstraint": False})
+    assert problems == []
+    assert constraint_wanted(settings, inline=True) and not constraint_wanted(settings)
