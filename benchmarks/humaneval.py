@@ -25,9 +25,10 @@ SETS = {
 
 
 def load(name: str, limit: int | None = None, data: Path = DATA,
-         stride: int | None = None) -> list[dict]:
+         stride: int | None = None, offset: int = 0) -> list[dict]:
     """Problems of one set: every ``stride``-th, or spread evenly over the set when only
-    ``limit`` is given."""
+    ``limit`` is given, starting at ``offset`` (a second, disjoint sample of the same
+    size: an offset below the stride)."""
     path = Path(data) / SETS[name]
     if not path.exists():
         raise SystemExit(f"benchmark data not found: {path} (set LACUNA_BENCH_DATA)")
@@ -35,7 +36,7 @@ def load(name: str, limit: int | None = None, data: Path = DATA,
         rows = [json.loads(line) for line in f]
     if stride is None and limit and limit < len(rows):
         stride = len(rows) // limit
-    return rows[:: stride or 1][:limit]
+    return rows[offset :: stride or 1][:limit]
 
 
 def document(problem: dict, marker: str = "") -> tuple[str, int]:

@@ -60,8 +60,8 @@ def load_model(spec: str):
 
 def run_humaneval(den, name: str, limit: int, budget: int, context: int | None,
                   timeout: float, options: SamplingOptions, show: int = 0,
-                  constraint=None) -> dict:
-    rows = humaneval.load(SETS[name], limit, DATA)
+                  constraint=None, offset: int = 0) -> dict:
+    rows = humaneval.load(SETS[name], limit, DATA, offset=offset)
     passed = exact = 0
     seconds = 0.0
     samples = []
@@ -158,6 +158,8 @@ def main(argv=None) -> int:
                     choices=["single", "multi", "prose"])
     ap.add_argument("--limit", type=int, default=20, help="problems per set")
     ap.add_argument("--limit-multi", type=int, default=None)
+    ap.add_argument("--offset", type=int, default=0,
+                    help="first HumanEval problem of the stride (another sample of the set)")
     ap.add_argument("--budget", type=int, default=32, help="auto-hole budget, single/prose")
     ap.add_argument("--budget-multi", type=int, default=64)
     ap.add_argument("--context", type=int, default=None,
@@ -167,13 +169,18 @@ def main(argv=None) -> int:
     ap.add_argument("--constrain", action="store_true",
                     help="HumanEval fills under the tree-sitter syntax constraint (what the "
                          "language server does by default for explicit fills)")
+    ap.add_argument("--block-length", type=int, default=None,
+                    help="semi-autoregressive blocks of this many masks (default: one block)")
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="commit every token at least this confident (Fast-dLLM)")
     ap.add_argument("--show", type=int, default=3, help="sample fills kept per set")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
-    options = SamplingOptions()  # the default sampler settings
+    # The default sampler settings, unless a flag names another.
+    options = SamplingOptions(block_length=args.block_length, threshold=args.threshold)
     constraint = None
     if args.constrain:
         from grammars import syntax_constraint
@@ -187,11 +194,11 @@ def main(argv=None) -> int:
         if "single" in args.sets:
             out["single"] = run_humaneval(den, "single", args.limit, args.budget,
                                           args.context, args.timeout, options, args.show,
-                                          constraint)
+                                          constraint, args.offset)
         if "multi" in args.sets:
             out["multi"] = run_humaneval(den, "multi", args.limit_multi or args.limit,
                                          args.budget_multi, args.context, args.timeout,
-                                         options, args.show, constraint)
+                                         options, args.show, constraint, args.offset)
         if "prose" in args.sets:
             out["prose"] = run_prose(den, args.limit, args.budget, options, args.show)
         results[spec] = out
