@@ -96,6 +96,28 @@ def test_loss_counts_masked_positions_only(tiny_denoiser):
     assert k == int(masked.sum()) and torch.isfinite(loss)
 
 
+def test_prefix_reveal_masks_a_hole_from_a_point_to_its_end(tiny_denoiser):
+    """The left-to-right decoding state: real text, then masks to the end of the hole."""
+    rng = random.Random(3)
+    exs = []
+    while len(exs) < 8:
+        ex = make_example(tiny_denoiser.tokenizer, SOURCE, "python", rng, end_id=0,
+                          prefix_id=2, context=24)
+        if ex is not None:
+            exs.append(ex)
+    ids, noisy, masked = batch_of(exs, 0.5, rng, prefix_reveal=1.0)
+    cuts = set()
+    for b, ex in enumerate(exs):
+        hole = list(ex.hole)
+        first = hole.index(next(p for p in hole if masked[b, p]))
+        assert masked[b, hole[first]:hole[-1] + 1].all()  # one run, to the hole's end
+        assert not masked[b, : hole[first]].any() and not masked[b, hole[-1] + 1:].any()
+        text = sum(1 for p in hole if ex.ids[p] != 0)
+        assert first <= text  # the cut falls inside the text or just after it
+        cuts.add(first)
+    assert len(cuts) > 1  # the cut point is drawn, not fixed
+
+
 def test_trained_future_biases_travel_in_the_adapter(tiny_model_dir, tmp_path):
     import json
     import shutil

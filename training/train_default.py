@@ -127,16 +127,27 @@ def adapter_tensors(trainable: dict[str, nn.Parameter]) -> dict[str, torch.Tenso
     return out
 
 
-def batch_of(examples, t_min: float, gen: random.Random):
-    """Pad to one width; mask a fraction t of each hole (at least one position)."""
+def batch_of(examples, t_min: float, gen: random.Random, prefix_reveal: float = 0.0):
+    """Pad to one width; mask a fraction t of each hole (at least one position).
+
+    With probability ``prefix_reveal`` an example is masked from a random point of its text
+    to the end of its hole instead: the state a left-to-right (block length 1) decode is
+    in, where the token before each masked position is real and the pretrained
+    next-token skill applies as it is.
+    """
     width = max(len(e.ids) for e in examples)
     ids = torch.full((len(examples), width), END_ID, dtype=torch.long)
     noisy = ids.clone()
     masked = torch.zeros_like(ids, dtype=torch.bool)
     for b, e in enumerate(examples):
         ids[b, : len(e.ids)] = torch.tensor(e.ids)
-        t = gen.uniform(t_min, 1.0)
-        pos = [p for p in e.hole if gen.random() < t] or [gen.choice(list(e.hole))]
+        hole = list(e.hole)
+        if prefix_reveal and gen.random() < prefix_reveal:
+            text = sum(1 for p in hole if e.ids[p] != END_ID)
+            pos = hole[gen.randint(0, text):] or hole[-1:]
+        else:
+            t = gen.uniform(t_min, 1.0)
+            pos = [p for p in hole if gen.random() < t] or [gen.choice(hole)]
         masked[b, pos] = True
     noisy = ids.masked_fill(masked, MASK_ID)
     return ids, noisy, masked
@@ -224,6 +235,8 @@ def main(argv=None) -> int:
                          "over --anneal-steps (gradients alone barely move them)")
     ap.add_argument("--anneal-steps", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prefix-reveal", type=float, default=0.0,
+                    help="fraction of examples masked from a random point to the hole's end")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -316,7 +329,7 @@ def main(argv=None) -> int:
             break
         t0 = time.time()
         ids, noisy, masked = batch_of([train.draw() for _ in range(args.batch)],
-                                      args.t_min, rng)
+                                      args.t_min, rng, args.prefix_reveal)
         ids, noisy, masked = ids.to(device), noisy.to(device), masked.to(device)
         warm = min(1.0, (state["step"] + 1) / args.warmup)
         if args.cooldown_minutes > 0:
