@@ -433,32 +433,23 @@ class Progress:
 # -- building requests ----------------------------------------------------------------------
 
 
-def sampling(settings: Settings, inline: bool = False) -> SamplingOptions:
-    """Explicit fills are quality-first (the settings as given); ghost text is latency-first:
-    confidence-threshold decoding on a cached context (and, in ``make_request``, the grow
-    length policy and a smaller window)."""
+def sampling(settings: Settings) -> SamplingOptions:
+    """The sampler options of ``settings`` (ghost text passes ``settings.for_ghost_text()``)."""
     try:
         return SamplingOptions(
             steps=settings.steps,
-            threshold=settings.inline_threshold if inline else settings.threshold,
+            threshold=settings.threshold,
             temperature=settings.temperature,
             seed=settings.seed,
             block_length=settings.block_length,
-            cache=True if inline else settings.cache,
+            cache=settings.cache,
         )
     except InfillError as e:
         raise invalid(str(e)) from None
 
 
-def constraint_wanted(settings: Settings, inline: bool = False) -> bool:
-    """Explicit fills follow ``syntaxConstraint``; ghost text opts in with
-    ``inlineSyntaxConstraint``, because each remask round costs a full pass (6x the median
-    latency, docs/benchmarks.md)."""
-    return settings.inline_syntax_constraint if inline else settings.syntax_constraint
-
-
-def make_request(doc, text: str, holes: list[Hole], settings: Settings, constrain: bool,
-                 inline: bool = False) -> InfillRequest:
+def make_request(doc, text: str, holes: list[Hole], settings: Settings,
+                 constrain: bool) -> InfillRequest:
     try:
         holes = validate_holes(text, holes)
     except InfillError as e:
@@ -467,12 +458,10 @@ def make_request(doc, text: str, holes: list[Hole], settings: Settings, constrai
         text=text,
         holes=holes,
         language=doc.language_id or "plaintext",
-        options=sampling(settings, inline),
+        options=sampling(settings),
         constrain=constrain,
-        context_tokens=settings.inline_context if inline else settings.context_tokens,
-        length=LengthOptions(
-            policy=settings.inline_length_policy if inline else settings.length_policy
-        ),
+        context_tokens=settings.context_tokens,
+        length=LengthOptions(policy=settings.length_policy),
     )
 
 
@@ -629,7 +618,7 @@ def build_server(defaults: Settings | None = None, worker: Worker | None = None)
                 raise invalid("codeAction/resolve: no empty function body here any more")
             canvas, at = body.prepare(text)
             holes = [Hole(at, at, Length.auto(settings.body_budget))]
-        constraint, _ = ls.constraint_for(doc.language_id or "", constraint_wanted(settings))
+        constraint, _ = ls.constraint_for(doc.language_id or "", settings.syntax_constraint)
         request = make_request(doc, canvas, holes, settings, constraint is not None)
         progress = Progress(ls, action.title, None, None,
                             create=_client_supports(ls, "window", "work_done_progress"))
@@ -695,15 +684,14 @@ def build_server(defaults: Settings | None = None, worker: Worker | None = None)
         ls: LacunaServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
         doc = ls.document(params.text_document.uri)
-        text, enc, settings = doc.source, ls.encoding, ls.settings
+        text, enc, settings = doc.source, ls.encoding, ls.settings.for_ghost_text()
         try:
             offset = offset_at(text, params.position, enc, strict=True)
         except PositionError as e:
             raise invalid(f"inlineCompletion: {e}") from None
         hole = Hole(offset, offset, Length.auto(settings.inline_budget))
-        constraint, _ = ls.constraint_for(doc.language_id or "",
-                                          constraint_wanted(settings, inline=True))
-        request = make_request(doc, text, [hole], settings, constraint is not None, inline=True)
+        constraint, _ = ls.constraint_for(doc.language_id or "", settings.syntax_constraint)
+        request = make_request(doc, text, [hole], settings, constraint is not None)
         progress = None
         if params.work_done_token is not None:
             progress = Progress(ls, "Lacuna", params.work_done_token, None, create=False)

@@ -165,7 +165,7 @@ def test_ghost_text_is_latency_first_and_explicit_fills_follow_the_settings():
 
     settings, problems = merge(Settings(), {"lengthPolicy": "grow", "threshold": 0.5})
     assert problems == [] and settings.length_policy == "grow"
-    inline, explicit = sampling(settings, inline=True), sampling(settings)
+    inline, explicit = sampling(settings.for_ghost_text()), sampling(settings)
     assert inline.threshold == 0.9 and inline.cache
     assert explicit.threshold == 0.5 and not explicit.cache
     _, problems = merge(Settings(), {"lengthPolicy": "guess"})
@@ -175,25 +175,28 @@ def test_ghost_text_is_latency_first_and_explicit_fills_follow_the_settings():
 def test_ghost_text_grows_its_hole_and_explicit_fills_keep_the_length_policy():
     from types import SimpleNamespace
 
-    from lsp_server.server import constraint_wanted, make_request
+    from lsp_server.server import make_request
 
     doc = SimpleNamespace(language_id="python")
     hole = [Hole(4, 4, Length.auto(16))]
     settings, problems = merge(Settings(), {"inlineContext": 64})
     assert problems == []
-    inline = make_request(doc, "x = \n", hole, settings, constrain=False, inline=True)
+    inline = make_request(doc, "x = \n", hole, settings.for_ghost_text(), constrain=False)
     explicit = make_request(doc, "x = \n", hole, settings, constrain=False)
     assert inline.length.policy == "grow" and inline.context_tokens == 64
     assert explicit.length.policy == "absorb" and explicit.context_tokens is None
     settings, problems = merge(settings, {"inlineLengthPolicy": "best_of"})
     assert problems == []
-    best_of = make_request(doc, "x = \n", hole, settings, constrain=False, inline=True)
+    best_of = make_request(doc, "x = \n", hole, settings.for_ghost_text(), constrain=False)
     assert best_of.length.policy == "best_of"
     _, problems = merge(Settings(), {"inlineLengthPolicy": "guess"})
     assert problems and "inlineLengthPolicy" in problems[0]
     # Syntax remasking is for explicit fills; ghost text opts in.
-    assert constraint_wanted(Settings()) and not constraint_wanted(Settings(), inline=True)
+    assert Settings().syntax_constraint
+    assert not Settings().for_ghost_text().syntax_constraint
     settings, problems = merge(Settings(), {"inlineSyntaxConstraint": True,
                                             "syntaxConstraint": False})
     assert problems == []
-    assert constraint_wanted(settings, inline=True) and not constraint_wanted(settings)
+    assert settings.for_ghost_text().syntax_constraint and not settings.syntax_constraint
+    # The preset leaves the model alone: ghost text and fills share the loaded model.
+    assert settings.for_ghost_text().model_key() == settings.model_key()
