@@ -19,27 +19,49 @@ import json
 import os
 import random
 import re
+import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOTS = [
-    "/root/.pyenv/versions/3.11.7/lib/python3.11",
-    *sorted(str(p) for p in Path("/usr/lib").glob("python3*")),
-    "/usr/share/doc",
-    str(Path(__file__).resolve().parents[1] / ".venv/lib/python3.11/site-packages"),
-]
+
+def _roots() -> list[str]:
+    """The running interpreter's standard library and site-packages (so the same script
+    finds a corpus on the GPU machine's Python too), the system Pythons, /usr/share/doc
+    and the project's venv; missing ones are skipped."""
+    here = [sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")]
+    listed = [
+        "/root/.pyenv/versions/3.11.7/lib/python3.11",
+        *here,
+        *sorted(str(p) for p in Path("/usr/lib").glob("python3*")),
+        "/usr/share/doc",
+        str(Path(__file__).resolve().parents[1] / ".venv/lib/python3.11/site-packages"),
+    ]
+    return [r for r in dict.fromkeys(listed) if os.path.isdir(r)]
+
+
+ROOTS = _roots()
 EXTS = {".py": "python", ".js": "javascript", ".md": "markdown", ".rst": "markdown"}
-HUMANEVAL = Path("/work/shared/bench/data/HumanEval-SingleLineInfilling.jsonl.gz")
+#: The benchmark whose problems the corpus must not contain (``$LACUNA_BENCH_DATA`` where
+#: ``../shared`` is not beside the checkout, as on the GPU machine).
+HUMANEVAL = Path(os.environ.get(
+    "LACUNA_BENCH_DATA", Path(__file__).resolve().parents[2] / "shared/bench/data"
+)) / "HumanEval-SingleLineInfilling.jsonl.gz"
 HOLDOUT_MOD = 40  # one file in 40 is held out
 MAX_BYTES = 400_000
 SKIP_DIRS = {"__pycache__", "node_modules", ".git"}
 
 
 def humaneval_needles(path: Path = HUMANEVAL) -> list[str]:
-    """Distinctive lines of every HumanEval problem: a file holding one is not trained on."""
+    """Distinctive lines of every HumanEval problem: a file holding one is not trained on.
+
+    Without the benchmark file there is no filter, so that is an error, not an empty list.
+    """
     needles: set[str] = set()
     if not path.exists():
-        return []
+        raise FileNotFoundError(
+            f"{path} is missing: without it the corpus could hold benchmark problems "
+            "(set LACUNA_BENCH_DATA to the folder with HumanEval-SingleLineInfilling.jsonl.gz)"
+        )
     with gzip.open(path, "rt", encoding="utf-8") as f:
         for line in f:
             row = json.loads(line)

@@ -243,6 +243,8 @@ def main(argv=None) -> int:
     log = open(args.out / "log.jsonl", "a", buffering=1)
 
     device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls; the weights stay fp32
     den = load_denoiser(base_dir(), device=args.device, dtype="float32")
     model, tok = den.model, den.tokenizer
     trainable = wrap(model, args.rank, args.alpha, args.future_bias)

