@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # training/ is a s
 
 from training.corpus import choose_hole, make_example  # noqa: E402
 from training.train_default import (  # noqa: E402
+    MASK_ID,
     adapter_tensors,
     anneal,
     batch_of,
@@ -116,6 +117,35 @@ def test_prefix_reveal_masks_a_hole_from_a_point_to_its_end(tiny_denoiser):
         assert first <= text  # the cut falls inside the text or just after it
         cuts.add(first)
     assert len(cuts) > 1  # the cut point is drawn, not fixed
+
+
+def test_distillation_pulls_towards_the_causal_base_at_text_positions_only(tiny_model_dir):
+    from infill.models import load_denoiser
+
+    student = load_denoiser(tiny_model_dir, device="cpu").model
+    teacher = load_denoiser(tiny_model_dir, device="cpu").model.eval()
+    params = wrap(student, rank=4, alpha=8.0)
+    tok = load_denoiser(tiny_model_dir, device="cpu").tokenizer
+    rng = random.Random(4)
+    exs = []
+    while len(exs) < 4:
+        ex = make_example(tok, SOURCE, "python", rng, end_id=0, prefix_id=2, context=24)
+        if ex is not None:
+            exs.append(ex)
+    ids, noisy, masked = batch_of(exs, 0.5, rng)
+    plain, _ = loss_on(student, ids, noisy, masked)
+    both, _ = loss_on(student, ids, noisy, masked, teacher=teacher, distill=1.0)
+    assert both > plain  # the bidirectional student on masks is not yet the causal base
+    both.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0
+               for k, p in params.items() if "lora_B" in k)
+    # End-token targets (the padding) have nothing to learn from the base.
+    ends = masked & (ids == 0)
+    assert ends.any()
+    noisy_ends = ids.masked_fill(ends, MASK_ID)
+    only_end, _ = loss_on(student, ids, noisy_ends, ends)
+    with_teacher, _ = loss_on(student, ids, noisy_ends, ends, teacher=teacher, distill=1.0)
+    assert torch.equal(only_end, with_teacher)
 
 
 def test_trained_future_biases_travel_in_the_adapter(tiny_model_dir, tmp_path):

@@ -153,12 +153,18 @@ def batch_of(examples, t_min: float, gen: random.Random, prefix_reveal: float = 
     return ids, noisy, masked
 
 
-def loss_on(model, ids, noisy, masked, end_weight: float = 1.0):
+def loss_on(model, ids, noisy, masked, end_weight: float = 1.0, teacher=None,
+            distill: float = 0.0):
     """Cross-entropy on masked positions only; the head runs on those rows alone.
 
     ``end_weight`` scales the targets that are end tokens (the padding of a hole's budget):
     they are most of a hole's positions and easy, and at full weight the model learns
     "everything is padding" long before it relearns the text.
+
+    With a ``teacher`` (the unadapted base, run causally on the clean canvas) the loss adds
+    ``distill`` times the KL divergence from its next-token distribution at every masked
+    text position: the small LoRA otherwise spends what the base knows faster than it
+    learns the new task (docs/benchmarks.md, run 5).
     """
     h = model.hidden(noisy)  # bidirectional (or annealed, with future biases)
     bi, pi = masked.nonzero(as_tuple=True)
@@ -167,7 +173,15 @@ def loss_on(model, ids, noisy, masked, end_weight: float = 1.0):
     target = ids[bi, pi]
     ce = F.cross_entropy(logits.float(), target, reduction="none")
     w = torch.where(target == END_ID, end_weight, 1.0)
-    return (ce * w).sum() / w.sum(), int(masked.sum())
+    loss = (ce * w).sum() / w.sum()
+    text = target != END_ID
+    if teacher is not None and distill > 0 and bool(text.any()):
+        with torch.no_grad():
+            th = teacher.hidden(ids, causal=True)
+            t_logp = F.log_softmax(teacher.lm_head(th[bi[text], pi[text] - 1]).float(), -1)
+        s_logp = F.log_softmax(logits[text].float(), -1)
+        loss = loss + distill * (t_logp.exp() * (t_logp - s_logp)).sum(-1).mean()
+    return loss, int(masked.sum())
 
 
 class Sampler:
@@ -235,6 +249,8 @@ def main(argv=None) -> int:
                          "over --anneal-steps (gradients alone barely move them)")
     ap.add_argument("--anneal-steps", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--distill", type=float, default=0.0,
+                    help="weight of the KL term to the unadapted base run causally")
     ap.add_argument("--prefix-reveal", type=float, default=0.0,
                     help="fraction of examples masked from a random point to the hole's end")
     args = ap.parse_args(argv)
@@ -247,6 +263,10 @@ def main(argv=None) -> int:
         torch.set_float32_matmul_precision("high")  # TF32 matmuls; the weights stay fp32
     den = load_denoiser(base_dir(), device=args.device, dtype="float32")
     model, tok = den.model, den.tokenizer
+    teacher = None
+    if args.distill > 0:
+        teacher = load_denoiser(base_dir(), device=args.device, dtype="float32").model.eval()
+        teacher.requires_grad_(False)
     trainable = wrap(model, args.rank, args.alpha, args.future_bias)
     model.train()
     params = list(trainable.values())
@@ -339,7 +359,7 @@ def main(argv=None) -> int:
             warm *= min(1.0, max(left, 0.0) / args.cooldown_minutes)
         for g in opt.param_groups:
             g["lr"] = args.lr * warm * g.get("lr_scale", 1.0)
-        loss, k = loss_on(model, ids, noisy, masked, args.end_weight)
+        loss, k = loss_on(model, ids, noisy, masked, args.end_weight, teacher, args.distill)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
