@@ -24,6 +24,16 @@ from training.train_default import (  # noqa: E402
 SOURCE = "".join(f"def f{i}(x):\n    y = x + {i}\n    return y * 2\n\n" for i in range(12))
 
 
+def examples(tok, n: int, rng: random.Random) -> list:
+    """``n`` infill-shaped training examples cut from SOURCE."""
+    out = []
+    while len(out) < n:
+        ex = make_example(tok, SOURCE, "python", rng, end_id=0, prefix_id=2, context=24)
+        if ex is not None:
+            out.append(ex)
+    return out
+
+
 def test_examples_are_holes_padded_with_end_tokens(tiny_denoiser):
     tok = tiny_denoiser.tokenizer
     rng = random.Random(0)
@@ -83,14 +93,8 @@ def test_exported_adapter_reproduces_the_trained_network(tiny_model_dir, tmp_pat
 
 
 def test_loss_counts_masked_positions_only(tiny_denoiser):
-    tok = tiny_denoiser.tokenizer
     rng = random.Random(2)
-    exs = []
-    while len(exs) < 2:
-        ex = make_example(tok, SOURCE, "python", rng, end_id=0, prefix_id=2, context=24)
-        if ex is not None:
-            exs.append(ex)
-    ids, noisy, masked = batch_of(exs, 0.5, rng)
+    ids, noisy, masked = batch_of(examples(tiny_denoiser.tokenizer, 2, rng), 0.5, rng)
     assert masked.any() and not masked[:, 0].any()
     assert torch.equal(noisy[~masked], ids[~masked])
     loss, k = loss_on(tiny_denoiser.model, ids, noisy, masked, end_weight=0.3)
@@ -100,12 +104,7 @@ def test_loss_counts_masked_positions_only(tiny_denoiser):
 def test_prefix_reveal_masks_a_hole_from_a_point_to_its_end(tiny_denoiser):
     """The left-to-right decoding state: real text, then masks to the end of the hole."""
     rng = random.Random(3)
-    exs = []
-    while len(exs) < 8:
-        ex = make_example(tiny_denoiser.tokenizer, SOURCE, "python", rng, end_id=0,
-                          prefix_id=2, context=24)
-        if ex is not None:
-            exs.append(ex)
+    exs = examples(tiny_denoiser.tokenizer, 8, rng)
     ids, noisy, masked = batch_of(exs, 0.5, rng, prefix_reveal=1.0)
     cuts = set()
     for b, ex in enumerate(exs):
@@ -125,14 +124,9 @@ def test_distillation_pulls_towards_the_causal_base_at_text_positions_only(tiny_
     student = load_denoiser(tiny_model_dir, device="cpu").model
     teacher = load_denoiser(tiny_model_dir, device="cpu").model.eval()
     params = wrap(student, rank=4, alpha=8.0)
-    tok = load_denoiser(tiny_model_dir, device="cpu").tokenizer
     rng = random.Random(4)
-    exs = []
-    while len(exs) < 4:
-        ex = make_example(tok, SOURCE, "python", rng, end_id=0, prefix_id=2, context=24)
-        if ex is not None:
-            exs.append(ex)
-    ids, noisy, masked = batch_of(exs, 0.5, rng)
+    tok = load_denoiser(tiny_model_dir, device="cpu").tokenizer
+    ids, noisy, masked = batch_of(examples(tok, 4, rng), 0.5, rng)
     plain, _ = loss_on(student, ids, noisy, masked)
     both, _ = loss_on(student, ids, noisy, masked, teacher=teacher, distill=1.0)
     assert both > plain  # the bidirectional student on masks is not yet the causal base
