@@ -92,3 +92,25 @@ def test_the_gguf_can_come_from_elsewhere(tmp_path, monkeypatch):
     monkeypatch.setenv("LACUNA_GGUF", str(tmp_path / "absent.gguf"))
     with pytest.raises(ModelLoadError, match="LACUNA_GGUF"):
         gguf_path()
+
+
+def test_the_corpus_drops_benchmark_files_and_stops_at_its_limit(tmp_path):
+    import gzip
+    import json
+
+    from training.corpus import list_files
+
+    solution = "    total = sum(n * n for n in numbers if n % 2 == 0)\n"
+    humaneval = tmp_path / "HumanEval-SingleLineInfilling.jsonl.gz"
+    with gzip.open(humaneval, "wt") as f:
+        f.write(json.dumps({"prompt": "def top(numbers, k):\n", "suffix": "",
+                            "canonical_solution": solution}) + "\n")
+    root = tmp_path / "lib"
+    root.mkdir()
+    for i in range(5):
+        body = f"def f{i}(x):\n" + "    x = x + 1\n" * (20 + i)
+        (root / f"m{i}.py").write_text(body + (solution if i == 2 else ""))
+    names = [Path(f["path"]).name for f in list_files([str(root)], humaneval=humaneval)]
+    assert names == ["m0.py", "m1.py", "m3.py", "m4.py"]  # m2 holds a benchmark line
+    capped = list_files([str(root)], limit=2, humaneval=humaneval)
+    assert [Path(f["path"]).name for f in capped] == ["m0.py", "m1.py"]

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import random
 import re
 import sysconfig
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +30,12 @@ def _roots() -> list[str]:
     """The running interpreter's standard library and site-packages (so the same script
     finds a corpus on the GPU machine's Python too), the system Pythons, /usr/share/doc
     and the project's venv; missing ones are skipped."""
-    here = [sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")]
-    listed = [
+    listed = [  # this machine's, in the order every recorded run listed them
         "/root/.pyenv/versions/3.11.7/lib/python3.11",
-        *here,
         *sorted(str(p) for p in Path("/usr/lib").glob("python3*")),
         "/usr/share/doc",
         str(Path(__file__).resolve().parents[1] / ".venv/lib/python3.11/site-packages"),
+        *(sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")),
     ]
     return [r for r in dict.fromkeys(listed) if os.path.isdir(r)]
 
@@ -77,13 +78,10 @@ def is_heldout(digest: str) -> bool:
     return int(digest[:8], 16) % HOLDOUT_MOD == 0
 
 
-def list_files(roots=ROOTS, cache: Path | None = None) -> list[dict]:
-    """``[{path, lang, digest, heldout}]`` over the corpus, de-duplicated, benchmark-free."""
-    if cache is not None and cache.exists():
-        return json.loads(cache.read_text())
-    needles = set(humaneval_needles())
+def _corpus(roots, needles: set[str]) -> Iterator[dict]:
+    """Every usable file under ``roots`` once (by content), in a stable order, unless it
+    holds a benchmark line."""
     seen: set[str] = set()
-    out = []
     for root in roots:
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
@@ -105,8 +103,16 @@ def list_files(roots=ROOTS, cache: Path | None = None) -> list[dict]:
                 seen.add(digest)
                 if needles and not needles.isdisjoint(ln.strip() for ln in text.splitlines()):
                     continue
-                out.append({"path": p, "lang": lang, "digest": digest,
-                            "heldout": is_heldout(digest)})
+                yield {"path": p, "lang": lang, "digest": digest, "heldout": is_heldout(digest)}
+
+
+def list_files(roots=ROOTS, cache: Path | None = None, limit: int | None = None,
+               humaneval: Path = HUMANEVAL) -> list[dict]:
+    """``[{path, lang, digest, heldout}]`` over the corpus, de-duplicated, benchmark-free;
+    at most ``limit`` files (walking a GPU image's site-packages whole costs device time)."""
+    if cache is not None and cache.exists():
+        return json.loads(cache.read_text())
+    out = list(itertools.islice(_corpus(roots, set(humaneval_needles(humaneval))), limit))
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(out))

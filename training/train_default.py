@@ -249,6 +249,8 @@ def main(argv=None) -> int:
                          "over --anneal-steps (gradients alone barely move them)")
     ap.add_argument("--anneal-steps", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-corpus-files", type=int, default=None,
+                    help="stop listing the corpus after this many files")
     ap.add_argument("--distill", type=float, default=0.0,
                     help="weight of the KL term to the unadapted base run causally")
     ap.add_argument("--prefix-reveal", type=float, default=0.0,
@@ -281,7 +283,7 @@ def main(argv=None) -> int:
         groups.append({"params": biases, "weight_decay": 0.0,
                        "lr_scale": args.future_bias_lr_scale})
     opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.99))
-    files = list_files(cache=args.out / "files.json")
+    files = list_files(cache=args.out / "files.json", limit=args.max_corpus_files)
     state = {"step": 0, "tokens": 0, "masked": 0, "seconds": 0.0}
     rng = random.Random(args.seed)
     ckpt = args.out / "ckpt.pt"
