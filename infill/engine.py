@@ -118,6 +118,7 @@ def _denoise(
         on_step=on_step,
         should_cancel=should_cancel,
         growth=growth,
+        auto_runs=auto_runs,
     )
     if growth is None:
         return done, {"policy": policy}

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .sample import Sampled, choose_tokens, never_sampled
+from .sample import Sampled, choose_tokens, close_after_end, never_sampled
 from .types import Cancelled, Denoiser, LengthOptions, SamplingOptions
 
 
@@ -69,16 +69,9 @@ class Growth:
         return added
 
     def shrink(self, x: torch.Tensor) -> int:
-        """Close the masks after an end token the model committed inside a run."""
-        closed = 0
-        for i, run in enumerate(self.runs):
-            ended = next((j for j, p in enumerate(run) if int(x[p]) in self.end_ids), None)
-            if ended is None or ended >= self.open[i]:
-                continue
-            for p in run[ended + 1 : self.open[i]]:
-                if int(x[p]) == self.mask_id:
-                    x[p] = self.end_id
-                    closed += 1
+        """Close the masks after an end token the model committed inside a run (the
+        positions past a run's open ones hold end tokens already)."""
+        closed = close_after_end(x, self.runs, self.end_ids, self.mask_id, self.end_id)
         self.dropped += closed
         return closed
 

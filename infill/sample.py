@@ -10,7 +10,7 @@ at that position from then on.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -74,6 +74,24 @@ def never_sampled(denoiser: Denoiser) -> list[int]:
     return sorted(({denoiser.mask_id} | special) - set(denoiser.end_ids))
 
 
+def close_after_end(x: torch.Tensor, runs: Sequence[Sequence[int]], end_ids: frozenset[int],
+                    mask_id: int, end_id: int) -> int:
+    """Close the masks after the first end token committed in each auto-length run: a fill
+    is its text and then padding, so nothing may follow an end (left to right, a block
+    after the end would otherwise be filled and glued on when the ends are trimmed).
+    Returns how many masks it closed."""
+    closed = 0
+    for run in runs:
+        ended = next((j for j, p in enumerate(run) if int(x[p]) in end_ids), None)
+        if ended is None:
+            continue
+        for p in run[ended + 1:]:
+            if int(x[p]) == mask_id:
+                x[p] = end_id
+                closed += 1
+    return closed
+
+
 def _blocks(positions: list[int], block_length: int | None) -> list[list[int]]:
     if not block_length:
         return [positions]
@@ -92,12 +110,15 @@ def sample(
     on_step: StepCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
     growth: Growth | None = None,
+    auto_runs: Sequence[Sequence[int]] = (),
 ) -> Sampled:
     """Denoise ``mask_positions`` of ``ids``; the rest of the canvas is never changed.
 
     At auto-length positions the family's end tokens may be chosen (and are trimmed later);
     at ``exact_positions`` they are forbidden, as is the mask token everywhere. ``growth``
-    (the grow length policy) opens and closes auto positions as the model asks.
+    (the grow length policy) opens and closes auto positions as the model asks; without it,
+    each of ``auto_runs`` (an auto hole's positions, in order) is closed after its first
+    committed end token.
     """
     device = _device_of(denoiser)
     x = torch.tensor(ids, dtype=torch.long, device=device)
@@ -197,6 +218,8 @@ def sample(
             confidence[p] = float(conf[row])
         steps += 1
         block_step += 1
+        if growth is None and auto_runs and denoiser.end_ids:
+            close_after_end(x, auto_runs, denoiser.end_ids, mask_id, min(denoiser.end_ids))
         if growth is not None:
             growth.shrink(x)
             if frontier:

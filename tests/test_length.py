@@ -31,8 +31,21 @@ def run(den, policy, budget=32, **length):
 def test_absorb_masks_the_whole_budget_and_trims_the_end_tokens():
     result = run(wants(12), "absorb")
     assert len(result.fills[0].token_ids) == 12 and result.fills[0].trimmed == 20
-    assert result.forward_passes == 32
     assert result.length[0]["policy"] == "absorb" and result.length[0]["budget"] == [32]
+    # Each end token the model commits closes the masks after it: fewer than 32 steps.
+    assert result.forward_passes < 32
+
+
+def test_an_end_token_ends_the_fill_even_left_to_right():
+    """Block by block, nothing after the end is filled: it would be glued on to the text
+    when the end tokens are trimmed (the model here would write b's there)."""
+    a, b = ids_of("a")[0], ids_of("b")[0]
+    den = ScriptedDenoiser([[[(a, 10.0)]] * 3 + [[(END_ID, 10.0)]] + [[(b, 10.0)]] * 28])
+    req = InfillRequest(TEXT, [Hole(AT, AT + 4, Length.auto(32))], line_aware=False,
+                        options=SamplingOptions(block_length=1))
+    result = fill(req, den)
+    assert result.fills[0].token_ids == [a, a, a] and result.fills[0].trimmed == 29
+    assert result.forward_passes == 4
 
 
 def test_grow_opens_masks_until_the_model_expects_the_end():
