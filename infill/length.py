@@ -6,7 +6,7 @@ the family's end token, which the engine trims. So a canvas never changes length
 growing or shrinking a hole is just turning end tokens into masks or masks into end tokens.
 
 - ``absorb``: all the budget is masked; the model writes end tokens where it wants less
-  (the first it commits closes the masks after it, in any policy: nothing follows an end).
+  (the first it commits closes the masks after it, as under ``grow``: nothing follows an end).
 - ``grow``: start with a few masks; while the model doubts that the hole ends where the
   masks end (low end-token probability right after them), open more; when it commits an
   end token inside the hole, close the masks after it (training-free, after DAEDAL).
