@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .sample import Sampled, choose_tokens, close_after_end, never_sampled
+from .sample import Sampled, choose_tokens, never_sampled
 from .types import Cancelled, Denoiser, LengthOptions, SamplingOptions
 
 
@@ -37,6 +37,7 @@ class Growth:
     options: LengthOptions
     open: list[int] = field(default_factory=list)
     grown: int = 0
+    #: Masks the sampler closed after an end token the model committed.
     dropped: int = 0
 
     def prepare(self, x: torch.Tensor) -> None:
@@ -68,13 +69,6 @@ class Growth:
             self.open[i] = m
         self.grown += added
         return added
-
-    def shrink(self, x: torch.Tensor) -> int:
-        """Close the masks after an end token the model committed inside a run (the
-        positions past a run's open ones hold end tokens already)."""
-        closed = close_after_end(x, self.runs, self.end_ids, self.mask_id, self.end_id)
-        self.dropped += closed
-        return closed
 
 
 def candidate_lengths(budget: int, options: LengthOptions) -> list[int]:

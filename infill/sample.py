@@ -116,9 +116,8 @@ def sample(
 
     At auto-length positions the family's end tokens may be chosen (and are trimmed later);
     at ``exact_positions`` they are forbidden, as is the mask token everywhere. ``growth``
-    (the grow length policy) opens and closes auto positions as the model asks; without it,
-    each of ``auto_runs`` (an auto hole's positions, in order) is closed after its first
-    committed end token.
+    (the grow length policy) opens auto positions as the model asks; each of ``auto_runs``
+    (an auto hole's positions, in order) is closed after its first committed end token.
     """
     device = _device_of(denoiser)
     x = torch.tensor(ids, dtype=torch.long, device=device)
@@ -218,15 +217,16 @@ def sample(
             confidence[p] = float(conf[row])
         steps += 1
         block_step += 1
-        if growth is None and auto_runs and denoiser.end_ids:
-            close_after_end(x, auto_runs, denoiser.end_ids, mask_id, min(denoiser.end_ids))
-        if growth is not None:
-            growth.shrink(x)
-            if frontier:
-                added = growth.grow(x, dict(zip(frontier, p_end, strict=True)))
-                if added and options.steps is None:
-                    block_steps[bi] += added
-                    total_estimate += added
+        if auto_runs and denoiser.end_ids:
+            closed = close_after_end(x, auto_runs, denoiser.end_ids, mask_id,
+                                     min(denoiser.end_ids))
+            if growth is not None:
+                growth.dropped += closed
+        if growth is not None and frontier:
+            added = growth.grow(x, dict(zip(frontier, p_end, strict=True)))
+            if added and options.steps is None:
+                block_steps[bi] += added
+                total_estimate += added
         if review is not None and len(all_masked) > k:
             remasks = review(x)
             if remasks and remasked + len(remasks) <= remask_budget:
