@@ -25,6 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.humaneval import DATA as BENCH_DATA
+from benchmarks.humaneval import SETS as BENCH_SETS
+
 
 def _roots() -> list[str]:
     """The running interpreter's standard library and site-packages (so the same script
@@ -42,11 +45,9 @@ def _roots() -> list[str]:
 
 ROOTS = _roots()
 EXTS = {".py": "python", ".js": "javascript", ".md": "markdown", ".rst": "markdown"}
-#: The benchmark whose problems the corpus must not contain (``$LACUNA_BENCH_DATA`` where
-#: ``../shared`` is not beside the checkout, as on the GPU machine).
-HUMANEVAL = Path(os.environ.get(
-    "LACUNA_BENCH_DATA", Path(__file__).resolve().parents[2] / "shared/bench/data"
-)) / "HumanEval-SingleLineInfilling.jsonl.gz"
+#: The benchmark whose problems the corpus must not contain, where the benchmarks find it
+#: (``$LACUNA_BENCH_DATA`` where ``../shared`` is not beside the checkout: the GPU machine).
+HUMANEVAL = BENCH_DATA / BENCH_SETS["single-line"]
 HOLDOUT_MOD = 40  # one file in 40 is held out
 MAX_BYTES = 400_000
 SKIP_DIRS = {"__pycache__", "node_modules", ".git"}
