@@ -2,13 +2,17 @@
 
     .venv/bin/python benchmarks/quality.py --models baseline default --limit 20
 
-Models: ``baseline`` (SmolLM2-135M converted and made bidirectional, no training),
-``default`` (the same plus the shipped adapter), ``adapter:FILE`` (the base plus any
-adapter file, e.g. a training checkpoint), or a model directory.
+Models: ``default`` (the embedded default: SmolLM2-135M's causal view and its diffusion
+adapter), ``causal`` (the unadapted SmolLM2-135M run causally, greedy from the prefix alone
+with the last prefix token healed, up to the first line break: the reference baseline),
+``baseline`` (SmolLM2-135M made bidirectional, no training), ``adapter:FILE`` (the base
+plus any adapter file, e.g. a training checkpoint), or a model directory.
 
 * HumanEval single-line and multi-line infilling (``/work/shared/bench/data``): the hole
-  is an ``auto`` hole at the document position of the reference, filled with the default
-  sampler settings (one step per masked token, low-confidence remasking, greedy); the
+  is an ``auto`` hole at the document position of the reference, filled exactly as
+  ``lacuna fill FILE --range A:A`` fills it with no other flags (``lacuna.cli.fill_request``;
+  ``--threshold``, ``--steps``, ``--block-length``, ``--context``, ``--constrain`` add
+  that flag); ``--seed`` draws the problems at random (recorded) instead of a stride; the
   program ``prompt + fill + suffix + test + check(entry_point)`` runs in a separate
   ``python -I`` process in a temporary directory with a timeout and a memory limit: pass@1
   is the share that exits cleanly. Exact match: the fill equals the reference after
@@ -58,21 +62,39 @@ def load_model(spec: str):
     return path, load_denoiser(path, device="cpu")
 
 
-def run_humaneval(den, name: str, limit: int, budget: int, context: int | None,
-                  timeout: float, options: SamplingOptions, show: int = 0,
-                  constraint=None, offset: int = 0) -> dict:
-    rows = humaneval.load(SETS[name], limit, DATA, offset=offset)
+def cli_request(flags: list[str], text: str, holes: list[Hole], language: str):
+    """The request ``lacuna fill FILE`` builds with ``flags`` (besides ``--range``)."""
+    from lacuna.cli import build_parser, fill_request
+
+    return fill_request(build_parser().parse_args(["fill", "FILE", *flags]), text, holes,
+                        language)
+
+
+def problems(name: str, limit: int, offset: int, seed: int | None) -> list[dict]:
+    if seed is None:
+        return humaneval.load(SETS[name], limit, DATA, offset=offset)
+    rows = humaneval.load(SETS[name], None, DATA)
+    random.Random(seed).shuffle(rows)
+    return rows[:limit]
+
+
+def run_humaneval(den, name: str, limit: int, budget: int, flags: list[str],
+                  timeout: float, show: int = 0, constraint=None, offset: int = 0,
+                  seed: int | None = None) -> dict:
+    rows = problems(name, limit, offset, seed)
     passed = exact = 0
     seconds = 0.0
     samples = []
     for i, row in enumerate(rows):
         text = row["prompt"] + row["suffix"]
-        hole = Hole(len(row["prompt"]), len(row["prompt"]), Length.auto(budget))
-        req = InfillRequest(text=text, holes=[hole], language="python", options=options,
-                            context_tokens=context, constrain=constraint is not None)
-        res = fill(req, den, constraint=constraint)
-        seconds += res.seconds
-        got = res.fills[0].text
+        started = time.perf_counter()
+        if den == "causal":
+            got = causal_line(row["prompt"])
+        else:
+            hole = Hole(len(row["prompt"]), len(row["prompt"]), Length.auto(budget))
+            req = cli_request(flags, text, [hole], "python")
+            got = fill(req, den, constraint=constraint).fills[0].text
+        seconds += time.perf_counter() - started
         ok = humaneval.passes(row, got, timeout)
         passed += ok
         exact += got.strip() == row["canonical_solution"].strip()
@@ -84,6 +106,43 @@ def run_humaneval(den, name: str, limit: int, budget: int, context: int | None,
     n = max(len(rows), 1)
     return {"n": len(rows), "pass@1": passed / n, "exact": exact / n,
             "seconds_per_fill": seconds / n, "samples": samples}
+
+
+_CAUSAL = {}
+
+
+def causal_line(prompt: str, tokens: int = 48) -> str:
+    """The reference baseline: the unadapted base run causally, greedy from the prompt
+    alone, its last token healed, up to the first line break (no suffix)."""
+    import torch
+
+    from infill.heal import vocabulary_texts
+    from infill.models import load_denoiser
+    from infill.models.smollm2 import base_dir
+
+    if "model" not in _CAUSAL:
+        den = load_denoiser(base_dir(), device="cpu")
+        _CAUSAL.update(model=den.model, tok=den.tokenizer,
+                       texts=vocabulary_texts(den.tokenizer))
+    model, tok, texts = _CAUSAL["model"], _CAUSAL["tok"], _CAUSAL["texts"]
+    ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    healed, context = texts[ids[-1]], [0] + ids[:-1]
+    out, past, nxt = "", None, torch.tensor([context])
+    with torch.inference_mode():
+        for step in range(tokens):
+            logits, past = model.extend(nxt, past)
+            logits = logits[0, -1, : len(texts)]
+            if step == 0:
+                ok = torch.tensor([i > 16 and t.startswith(healed) for i, t in enumerate(texts)])
+                logits = logits.masked_fill(~ok, -float("inf"))
+            token = int(logits.argmax())
+            if token == 0:
+                break
+            out += texts[token]
+            if "\n" in out[len(healed):]:
+                break
+            nxt = torch.tensor([[token]])
+    return out[len(healed):].split("\n")[0] + "\n"
 
 
 def prose_items(limit: int, seed: int = 0) -> list[dict]:
@@ -173,14 +232,22 @@ def main(argv=None) -> int:
                     help="semi-autoregressive blocks of this many masks (default: one block)")
     ap.add_argument("--threshold", type=float, default=None,
                     help="commit every token at least this confident (Fast-dLLM)")
+    ap.add_argument("--steps", type=int, default=None, help="steps on a schedule")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="draw the HumanEval problems at random with this seed (recorded)")
     ap.add_argument("--show", type=int, default=3, help="sample fills kept per set")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
-    # The default sampler settings, unless a flag names another.
-    options = SamplingOptions(block_length=args.block_length, threshold=args.threshold)
+    # The CLI's defaults, unless a flag names another.
+    flags = []
+    for flag, value in (("--block-length", args.block_length), ("--threshold", args.threshold),
+                        ("--steps", args.steps), ("--context", args.context)):
+        if value is not None:
+            flags += [flag, str(value)]
+    options = cli_request(flags, "x", [], "plaintext").options
     constraint = None
     if args.constrain:
         from grammars import syntax_constraint
@@ -189,17 +256,19 @@ def main(argv=None) -> int:
     results = {}
     for spec in args.models:
         started = time.perf_counter()
-        path, den = load_model(spec)
-        out = {"model": str(path), "load_seconds": time.perf_counter() - started}
+        path, den = ("causal (prefix only, healed)", "causal") if spec == "causal" else \
+            load_model(spec)
+        out = {"model": str(path), "load_seconds": time.perf_counter() - started,
+               "flags": flags, "seed": args.seed}
         if "single" in args.sets:
-            out["single"] = run_humaneval(den, "single", args.limit, args.budget,
-                                          args.context, args.timeout, options, args.show,
-                                          constraint, args.offset)
+            out["single"] = run_humaneval(den, "single", args.limit, args.budget, flags,
+                                          args.timeout, args.show, constraint, args.offset,
+                                          args.seed)
         if "multi" in args.sets:
             out["multi"] = run_humaneval(den, "multi", args.limit_multi or args.limit,
-                                         args.budget_multi, args.context, args.timeout,
-                                         options, args.show, constraint, args.offset)
-        if "prose" in args.sets:
+                                         args.budget_multi, flags, args.timeout, args.show,
+                                         constraint, args.offset, args.seed)
+        if "prose" in args.sets and den != "causal":
             out["prose"] = run_prose(den, args.limit, args.budget, options, args.show)
         results[spec] = out
         print(json.dumps({spec: {k: v for k, v in out.items()}}, indent=1), flush=True)

@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 import torch
 
+from .heal import Healing, unhealed
 from .holes import validate_holes
 from .length import Growth, best_of
 from .lines import shape_fill
 from .plan import Canvas, plan
-from .sample import Sampled, sample
+from .sample import Sampled, never_sampled, sample
 from .types import (
     CanvasView,
     Constraint,
@@ -96,13 +97,15 @@ def _denoise(
     """Sample one canvas under the request's length policy; returns what the policy did."""
     auto_runs = [list(r.positions) for r in canvas.runs if not r.exact]
     exact = [p for r in canvas.runs if r.exact for p in r.positions]
+    healing = _healing(canvas, denoiser)
+    admissible = healing.admissible if healing else None
     policy = request.length.policy if auto_runs else "absorb"
     if policy == "best_of" and review is not None:
         policy = "grow"  # best_of scores unconstrained rows; grow works with reviews
     if policy == "best_of":
         done, report = best_of(denoiser, canvas.ids, auto_runs, request.options,
                                request.length, fixed=exact, should_cancel=should_cancel,
-                               on_step=on_step)
+                               on_step=on_step, admissible=admissible)
         return done, {"policy": policy, **report}
     growth = None
     if policy == "grow":
@@ -119,11 +122,23 @@ def _denoise(
         should_cancel=should_cancel,
         growth=growth,
         auto_runs=auto_runs,
+        admissible=admissible,
     )
     if growth is None:
         return done, {"policy": policy}
     return done, {"policy": policy, "initial": request.length.initial,
                   "grown": growth.grown, "dropped": growth.dropped}
+
+
+def _healing(canvas: Canvas, denoiser: Denoiser) -> Healing | None:
+    """For a family that heals (``denoiser.heals``): what each healed hole must spell."""
+    runs = [(list(r.positions), r.heal, not r.exact) for r in canvas.runs if r.heal]
+    if not getattr(denoiser, "heals", False) or not runs:
+        return None
+    vocab = getattr(denoiser, "tokens", None) or len(denoiser.tokenizer)
+    special = frozenset(never_sampled(denoiser)) | denoiser.end_ids
+    return Healing(denoiser.tokenizer, vocab, denoiser.mask_id, denoiser.end_ids, special,
+                   runs)
 
 
 def _kept(tokens: list[int], denoiser: Denoiser) -> list[int]:
@@ -145,10 +160,11 @@ def _fills(
         kept_pos = [p for p in run.positions if ids[p] not in denoiser.end_ids]
         kept = _kept(tokens, denoiser)
         text = decode(kept)
-        if run.heal and text.startswith(run.heal):
-            text = text[len(run.heal) :]  # the document already has this whitespace
+        if run.heal:
+            text = unhealed(text, run.heal)  # the document already has this text
         if request.line_aware and not run.exact:
-            text = shape_fill(text, request.text, run.hole.start, run.hole.end)
+            text = shape_fill(text, request.text, run.hole.start, run.hole.end,
+                              ended=len(kept) < len(tokens))
         out.append(
             HoleFill(
                 hole=run.hole,

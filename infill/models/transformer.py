@@ -85,6 +85,15 @@ class KVCache:
     layers: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
 
+@dataclass
+class PastKV:
+    """Keys and values of a causal left context, per layer: what an incremental
+    (autoregressive) pass attends to besides its own tokens. Batch 1 broadcasts."""
+
+    layers: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    length: int = 0
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
@@ -111,9 +120,12 @@ class Attention(nn.Module):
     def forward(
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, causal: bool,
         cache: KVCache | None = None, layer: int = 0, active: torch.Tensor | None = None,
-        later: torch.Tensor | None = None,
+        later: torch.Tensor | None = None, past: PastKV | None = None,
+        grown: PastKV | None = None,
     ) -> torch.Tensor:
-        """With ``cache`` and no ``active``: a full pass that stores this layer's keys and
+        """With ``past``: a causal pass over tokens that follow ``past``'s, whose keys and
+        values (``past``'s and their own) are appended to ``grown``. With ``cache`` and no
+        ``active``: a full pass that stores this layer's keys and
         values. With ``active``: ``x`` holds only those rows; their fresh keys and values
         replace the cached ones and the other rows are read from the cache. ``later``
         (``[queries, keys]``, 1 where the key comes after the query) places the future
@@ -129,6 +141,18 @@ class Attention(nn.Module):
             cached_k, cached_v = cache.layers[layer]
             k = cached_k.index_copy(2, active, k)
             v = cached_v.index_copy(2, active, v)
+        if past is not None:
+            if past.layers:
+                pk, pv = past.layers[layer]
+                k = torch.cat([pk.expand(b, -1, -1, -1), k], dim=2)
+                v = torch.cat([pv.expand(b, -1, -1, -1), v], dim=2)
+            if grown is not None:
+                grown.layers.append((k, v))
+            m = past.length
+            allowed = torch.ones(n, m + n, dtype=torch.bool, device=x.device).tril(m)
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=allowed, enable_gqa=self.num_kv_heads != self.num_heads)
+            return self.o_proj(out.transpose(1, 2).reshape(b, n, -1))
         mask = None
         if self.future_bias is not None and later is not None:
             mask = later.to(q.dtype)[None] * self.future_bias.to(q.dtype)[:, None, None]
@@ -159,10 +183,10 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
 
     def forward(self, x, cos, sin, causal: bool, cache: KVCache | None = None, layer: int = 0,
-                active: torch.Tensor | None = None,
-                later: torch.Tensor | None = None) -> torch.Tensor:
+                active: torch.Tensor | None = None, later: torch.Tensor | None = None,
+                past: PastKV | None = None, grown: PastKV | None = None) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, causal, cache, layer, active,
-                               later)
+                               later, past, grown)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -213,6 +237,25 @@ class Transformer(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x, cos, sin, causal, cache, i, active, later)
         return self.norm(x)
+
+    def extend(self, ids: torch.Tensor, past: PastKV | None = None) -> tuple[torch.Tensor, PastKV]:
+        """Causal logits of ``ids`` ``[batch, n]`` continuing ``past`` (``None``: from the
+        start), and the grown key/value cache, for left-to-right decoding and scoring."""
+        past = past or PastKV()
+        start, n = past.length, ids.shape[1]
+        cos, sin = rotary(start + n, self.cfg.head_dim, self.cfg.rope_theta, ids.device,
+                          self.cfg.rope_position_scale)
+        cos, sin = cos[start:], sin[start:]
+        grown = PastKV(length=start + n)
+        x = self.embed_tokens(ids)
+        if self.cfg.embed_scale != 1.0:
+            x = x * self.cfg.embed_scale
+        for i, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, True, None, i, None, None, past, grown)
+        logits = self.lm_head(self.norm(x))
+        if self.cfg.logit_scale != 1.0:
+            logits = logits * self.cfg.logit_scale
+        return logits, grown
 
     def forward(
         self, ids: torch.Tensor, rows: torch.Tensor | None = None, causal: bool = False,

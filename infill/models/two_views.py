@@ -1,0 +1,201 @@
+"""Two views of one network: the embedded default's causal expert at each hole's frontier.
+
+SmolLM2 knows code as an autoregressive model: run causally (its pretrained attention, no
+adapter) from the text before a hole it knows what comes next. The diffusion view (the
+adapter merged, attention bidirectional) sees the suffix too and knows where the hole
+ends. ``TwoViewDenoiser`` is a ``Denoiser`` whose rows are the diffusion view's, except at
+a hole's frontier (the first masked position after committed text, with no mask before
+it): there the end tokens keep the diffusion view's probability and every other token
+shares the rest in the causal view's proportions,
+
+    p(end) = p_diffusion(end),   p(t) = (1 - p_diffusion(end)) * p_causal(t | left text).
+
+where ``p(end)`` is either view's (noisy-or): the diffusion view's end-token probability,
+or the causal view's probability that the text after the hole comes next (the tokens
+whose text begins the suffix, or a line break and the suffix: the hole is complete). So
+the causal expert decides the frontier's text, the suffix decides the end, and the
+sampler, the length policies and the syntax constraint are unchanged. The causal view
+keeps the keys and values of the last left context it read, so each step costs one
+incremental pass over the tokens committed since.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..heal import vocabulary_texts
+from .native import NativeDenoiser
+from .transformer import PastKV, Transformer, forbid_untrained_rows
+
+
+class CausalView:
+    """A causal model over canvas text with a key/value cache of its last context."""
+
+    def __init__(self, model: Transformer, tokens: int) -> None:
+        self.model = model
+        self.tokens = tokens
+        self._ids: list[int] = []
+        self._past: PastKV | None = None
+        self._last: torch.Tensor | None = None
+
+    def next_logits(self, context: list[int]) -> torch.Tensor:
+        """Logits ``[vocab]`` of the token after ``context`` (reusing the shared prefix
+        of the last context read)."""
+        same = 0
+        for a, b in zip(self._ids, context, strict=False):
+            if a != b:
+                break
+            same += 1
+        if same == len(context) == len(self._ids) and self._last is not None:
+            return self._last
+        keep = min(same, len(context) - 1)
+        past = self._past
+        if past is not None and keep < past.length:
+            past = PastKV([(k[:, :, :keep], v[:, :, :keep]) for k, v in past.layers], keep)
+        if keep == 0:
+            past = None
+        device = self.model.embed_tokens.weight.device
+        new = torch.tensor([context[keep:]], dtype=torch.long, device=device)
+        with torch.inference_mode():
+            logits, self._past = self.model.extend(new, past)
+        self._ids = list(context)
+        self._last = forbid_untrained_rows(logits[0, -1].float(), self.tokens)
+        return self._last
+
+
+class TwoViewDenoiser:
+    """The diffusion view's ``Denoiser`` with the causal view at each hole's frontier."""
+
+    #: The plan keeps each hole's last context token out (token healing, ``infill.heal``):
+    #: the causal view needs a context the tokenizer could have produced.
+    heals = True
+
+    def __init__(self, diffusion: NativeDenoiser, causal: Transformer) -> None:
+        self.diffusion = diffusion
+        self.causal = CausalView(causal, diffusion.tokens)
+        for name in ("family", "mask_id", "end_ids", "max_length", "tokenizer", "prefix_ids",
+                     "suffix_ids", "device", "dtype", "config", "model", "tokens"):
+            setattr(self, name, getattr(diffusion, name))
+        self._end = torch.tensor(sorted(self.end_ids), dtype=torch.long)
+        self._suffix_starts: dict[str, torch.Tensor] = {}
+
+    # -- the Denoiser interface: the frontier rows combined, the others without opinion --
+    def logits(self, ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        if positions is None:
+            positions = torch.arange(ids.shape[1], device=ids.device)
+        return self._rows(ids, positions, lambda at: self.diffusion.logits(ids, at))
+
+    def prefill(self, ids: torch.Tensor, positions: torch.Tensor):
+        cache = []
+
+        def diffusion(at: torch.Tensor) -> torch.Tensor:
+            logits, filled = self.diffusion.prefill(ids, at)
+            cache.append(filled)
+            return logits
+
+        logits = self._rows(ids, positions, diffusion, always=True)
+        return logits, cache[0]
+
+    def cached_logits(self, ids: torch.Tensor, positions: torch.Tensor, cache,
+                      active: torch.Tensor) -> torch.Tensor:
+        # Only the rows read are recomputed (the frontiers): the diffusion view's other
+        # keys and values come from the cache, as the sampler's cache mode allows.
+        return self._rows(ids, positions, lambda at: self.diffusion.cached_logits(
+            ids, at, cache, torch.unique(at)))
+
+    def raw_logits(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.diffusion.raw_logits(ids)
+
+    # -- the frontier --
+    def frontier_context(self, row: list[int], p: int) -> list[int] | None:
+        """The causal view's context for canvas position ``p`` of ``row``, or ``None`` when
+        ``p`` is no frontier: it must be masked, follow a committed token, and have no
+        mask before it. End tokens (a closed hole's padding) are not text and are left out;
+        the canvas's opening tokens stay."""
+        if row[p] != self.mask_id or p == 0 or row[p - 1] == self.mask_id:
+            return None
+        head = len(self.prefix_ids)
+        before = row[head:p]
+        if self.mask_id in before:
+            return None
+        return row[:head] + [t for t in before if t not in self.end_ids]
+
+    def following_text(self, row: list[int], p: int, tokens: int = 12) -> str:
+        """The text that follows the hole whose frontier is ``p``: the first committed
+        text tokens after it (``""`` where the canvas, and so the document, ends)."""
+        stop = len(row) - len(self.suffix_ids)
+        q = next((i for i in range(p + 1, stop)
+                  if row[i] != self.mask_id and row[i] not in self.end_ids), stop)
+        return self.tokenizer.decode(row[q:min(q + tokens, stop)], skip_special_tokens=False,
+                                     clean_up_tokenization_spaces=False)
+
+    def suffix_starts(self, following: str) -> torch.Tensor:
+        """Boolean ``[vocab]``: tokens that begin ``following`` (or a line break and it),
+        the causal view's ways of saying the hole is complete; at the end of the
+        document its end-of-text tokens."""
+        if following not in self._suffix_starts:
+            mask = torch.zeros(self.tokens, dtype=torch.bool)
+            if not following:
+                mask[sorted(self.end_ids)] = True
+            else:
+                ways = (following, "\n" + following)
+                texts = vocabulary_texts(self.tokenizer)[: self.tokens]
+                special = set(getattr(self.tokenizer, "all_special_ids", []) or [])
+                hits = [i for i, t in enumerate(texts) if t and i not in special
+                        and any(w.startswith(t) for w in ways)]
+                mask[hits] = True
+            if len(self._suffix_starts) > 64:
+                self._suffix_starts.clear()
+            self._suffix_starts[following] = mask
+        return self._suffix_starts[following]
+
+    def _rows(self, ids: torch.Tensor, positions: torch.Tensor, diffusion,
+              always: bool = False) -> torch.Tensor:
+        """``[batch, len(positions), vocab]``: at each frontier the two views combined; a
+        masked row elsewhere has no opinion (uniform over text, no end: measured, the
+        adapter's commits away from the frontier broke the fills they ran into); a
+        committed row is the diffusion view's. ``diffusion(at)`` runs that view on the
+        rows ``at`` (``always``: even when no row needs it, as a prefill must)."""
+        rows = ids.tolist()
+        where = positions.tolist()
+        out = torch.zeros(ids.shape[0], len(where), self.tokens, device=ids.device)
+        out[..., sorted(self.end_ids)] = -torch.inf
+        frontiers = [(b, r, self.frontier_context(row, p)) for b, row in enumerate(rows)
+                     for r, p in enumerate(where)]
+        frontiers = [(b, r, c) for b, r, c in frontiers if c is not None]
+        committed = [(b, r) for b, row in enumerate(rows) for r, p in enumerate(where)
+                     if row[p] != self.mask_id]
+        need = sorted({r for b, r, _ in frontiers} | {r for _, r in committed})
+        if not need and not always:
+            return out
+        view = diffusion(positions[need] if need else positions[:1])
+        index = {r: i for i, r in enumerate(need)}
+        for b, r in committed:
+            out[b, r] = view[b, index[r], : self.tokens]
+        end = self._end.to(out.device)
+        for b, r, context in frontiers:
+            causal = self.causal.next_logits(context).to(out.device)
+            ending = self.suffix_starts(self.following_text(rows[b], where[r])).to(out.device)
+            out[b, r] = combine_at_frontier(view[b, index[r], : self.tokens], causal, end,
+                                            ending)
+        return out
+
+
+def combine_at_frontier(diffusion: torch.Tensor, causal: torch.Tensor, end: torch.Tensor,
+                        ending: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities ``[vocab]`` at a frontier: the hole ends with either view's end
+    probability (the diffusion view's end tokens; the causal view's ``ending`` tokens,
+    which begin the text after the hole); the causal view's other tokens share the rest.
+    All the end mass goes to the first end token."""
+    lp_diffusion = torch.log_softmax(diffusion.float(), dim=-1)
+    p_causal = torch.softmax(causal.float(), dim=-1)
+    p_diffusion_end = lp_diffusion[end].exp().sum()
+    p_suffix = p_causal[: len(ending)][ending].sum()
+    p_end = (1 - (1 - p_diffusion_end) * (1 - p_suffix)).clamp(1e-9, 1 - 1e-6)
+    text = causal.float().clone()
+    text[: len(ending)] = text[: len(ending)].masked_fill(ending, -torch.inf)
+    text[end] = -torch.inf
+    out = torch.log_softmax(text, dim=-1) + torch.log1p(-p_end)
+    out[end] = -torch.inf
+    out[end[0]] = torch.log(p_end)
+    return out
