@@ -97,6 +97,8 @@ def _denoise(
     """Sample one canvas under the request's length policy; returns what the policy did."""
     auto_runs = [list(r.positions) for r in canvas.runs if not r.exact]
     exact = [p for r in canvas.runs if r.exact for p in r.positions]
+    if hasattr(denoiser, "plan_canvas"):  # a family that reads the layout (two views)
+        denoiser.plan_canvas(canvas, request.text)
     healing = _healing(canvas, denoiser)
     admissible = healing.admissible if healing else None
     policy = request.length.policy if auto_runs else "absorb"

@@ -153,7 +153,7 @@ def plan(
 
         ids = list(denoiser.prefix_ids)
         ids += before.ids[len(before.ids) - n_before :]
-        win_start = before.offsets[-n_before][0] if n_before else first.start
+        win_start = before.offsets[-n_before][0] if n_before else before.end
         runs = []
         context_end = before.end
         for h, between in group:

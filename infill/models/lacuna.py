@@ -27,7 +27,7 @@ import torch
 from .adapter import merge_adapter
 from .native import NativeDenoiser
 from .transformer import Transformer, TransformerConfig
-from .two_views import TwoViewDenoiser
+from .two_views import CausalView, TwoViewDenoiser
 from .weights import ModelLoadError, load_into, load_tokenizer
 
 FAMILY = "lacuna"
@@ -118,4 +118,4 @@ def load(path: str | Path, config: dict, device: torch.device,
     with torch.device("meta"):
         causal = Transformer(causal_cfg)
     load_into(causal, path, _renamer(causal_cfg), device=device, dtype=dtype)
-    return TwoViewDenoiser(denoiser, causal.eval())
+    return TwoViewDenoiser(denoiser, CausalView(causal.eval(), denoiser.tokens))

@@ -11,8 +11,8 @@ shares the rest in the causal view's proportions,
     p(end) = p_diffusion(end),   p(t) = (1 - p_diffusion(end)) * p_causal(t | left text).
 
 where ``p(end)`` is either view's (noisy-or): the diffusion view's end-token probability,
-or the causal view's probability that the text after the hole comes next (the tokens
-whose text begins the suffix, or a line break and the suffix: the hole is complete). So
+or the causal view's probability that its next token begins the text after the hole (the
+hole is complete; ``plan_canvas`` tells it that text; never at a hole's first position). So
 the causal expert decides the frontier's text, the suffix decides the end, and the
 sampler, the length policies and the syntax constraint are unchanged. The causal view
 keeps the keys and values of the last left context it read, so each step costs one
@@ -70,14 +70,16 @@ class TwoViewDenoiser:
     #: the causal view needs a context the tokenizer could have produced.
     heals = True
 
-    def __init__(self, diffusion: NativeDenoiser, causal: Transformer) -> None:
+    def __init__(self, diffusion: NativeDenoiser, causal: CausalView) -> None:
         self.diffusion = diffusion
-        self.causal = CausalView(causal, diffusion.tokens)
+        self.causal = causal
         for name in ("family", "mask_id", "end_ids", "max_length", "tokenizer", "prefix_ids",
-                     "suffix_ids", "device", "dtype", "config", "model", "tokens"):
-            setattr(self, name, getattr(diffusion, name))
+                     "suffix_ids", "device", "dtype", "config", "model"):
+            setattr(self, name, getattr(diffusion, name, None))
+        self.tokens = getattr(diffusion, "tokens", None) or len(diffusion.tokenizer)
         self._end = torch.tensor(sorted(self.end_ids), dtype=torch.long)
-        self._suffix_starts: dict[str, torch.Tensor] = {}
+        self._firsts: set[int] = set()
+        self._endings: dict[int, list[list[int]]] = {}
 
     # -- the Denoiser interface: the frontier rows combined, the others without opinion --
     def logits(self, ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
@@ -120,34 +122,43 @@ class TwoViewDenoiser:
             return None
         return row[:head] + [t for t in before if t not in self.end_ids]
 
-    def following_text(self, row: list[int], p: int, tokens: int = 12) -> str:
-        """The text that follows the hole whose frontier is ``p``: the first committed
-        text tokens after it (``""`` where the canvas, and so the document, ends)."""
-        stop = len(row) - len(self.suffix_ids)
-        q = next((i for i in range(p + 1, stop)
-                  if row[i] != self.mask_id and row[i] not in self.end_ids), stop)
-        return self.tokenizer.decode(row[q:min(q + tokens, stop)], skip_special_tokens=False,
-                                     clean_up_tokenization_spaces=False)
+    def plan_canvas(self, canvas, text: str) -> None:
+        """Told by the engine before a canvas is sampled: where each hole starts and the
+        text that would follow it if it ended there (the document's text after the hole;
+        after a line break too when the hole ends at a line start, since a fill of whole
+        lines ends with one)."""
+        self._firsts = {run.positions[0] for run in canvas.runs if len(run.positions)}
+        self._endings = {}
+        for run in canvas.runs:
+            after = text[run.hole.end : run.hole.end + 64]
+            ways = (after,)
+            if run.hole.end > 0 and text[run.hole.end - 1] == "\n" and after:
+                ways = (after, "\n" + after)
+            mask = self._starting(ways)
+            self._endings.update({p: mask for p in run.positions})
 
-    def suffix_starts(self, following: str) -> torch.Tensor:
-        """Boolean ``[vocab]``: tokens that begin ``following`` (or a line break and it),
-        the causal view's ways of saying the hole is complete; at the end of the
-        document its end-of-text tokens."""
-        if following not in self._suffix_starts:
-            mask = torch.zeros(self.tokens, dtype=torch.bool)
-            if not following:
-                mask[sorted(self.end_ids)] = True
-            else:
-                ways = (following, "\n" + following)
-                texts = vocabulary_texts(self.tokenizer)[: self.tokens]
-                special = set(getattr(self.tokenizer, "all_special_ids", []) or [])
-                hits = [i for i, t in enumerate(texts) if t and i not in special
-                        and any(w.startswith(t) for w in ways)]
-                mask[hits] = True
-            if len(self._suffix_starts) > 64:
-                self._suffix_starts.clear()
-            self._suffix_starts[following] = mask
-        return self._suffix_starts[following]
+    def _starting(self, ways: tuple[str, ...]) -> torch.Tensor:
+        """Boolean ``[vocab]``: text tokens that begin one of ``ways``; where the document
+        ends after the hole (``("",)``), the end-of-text tokens."""
+        mask = torch.zeros(self.tokens, dtype=torch.bool)
+        if ways == ("",):
+            mask[sorted(self.end_ids)] = True
+            return mask
+        special = set(getattr(self.tokenizer, "all_special_ids", []) or [])
+        texts = vocabulary_texts(self.tokenizer)[: self.tokens]
+        hits = [i for i, t in enumerate(texts)
+                if t and i not in special and any(w.startswith(t) for w in ways)]
+        mask[hits] = True
+        return mask
+
+    def p_suffix_next(self, causal: torch.Tensor, p: int) -> float:
+        """The causal view's probability, at frontier ``p``, that the next token begins the
+        text after the hole (that the hole is complete); 0 at a hole's first position (an
+        empty fill is the diffusion view's call) and where no layout was planned."""
+        if p in self._firsts or p not in self._endings:
+            return 0.0
+        ending = self._endings[p]
+        return float(torch.softmax(causal.float(), dim=-1)[: len(ending)][ending].sum())
 
     def _rows(self, ids: torch.Tensor, positions: torch.Tensor, diffusion,
               always: bool = False) -> torch.Tensor:
@@ -175,25 +186,23 @@ class TwoViewDenoiser:
         end = self._end.to(out.device)
         for b, r, context in frontiers:
             causal = self.causal.next_logits(context).to(out.device)
-            ending = self.suffix_starts(self.following_text(rows[b], where[r])).to(out.device)
+            p_suffix = self.p_suffix_next(causal, where[r])
             out[b, r] = combine_at_frontier(view[b, index[r], : self.tokens], causal, end,
-                                            ending)
+                                            p_suffix)
         return out
 
 
 def combine_at_frontier(diffusion: torch.Tensor, causal: torch.Tensor, end: torch.Tensor,
-                        ending: torch.Tensor) -> torch.Tensor:
+                        p_suffix: float) -> torch.Tensor:
     """Log-probabilities ``[vocab]`` at a frontier: the hole ends with either view's end
-    probability (the diffusion view's end tokens; the causal view's ``ending`` tokens,
-    which begin the text after the hole); the causal view's other tokens share the rest.
-    All the end mass goes to the first end token."""
+    probability (the diffusion view's end tokens; ``p_suffix``, the causal view's
+    probability that the text after the hole comes next); the causal view's text tokens
+    (its own end-of-document token left out) share the rest. The end mass goes to the
+    first end token."""
     lp_diffusion = torch.log_softmax(diffusion.float(), dim=-1)
-    p_causal = torch.softmax(causal.float(), dim=-1)
     p_diffusion_end = lp_diffusion[end].exp().sum()
-    p_suffix = p_causal[: len(ending)][ending].sum()
     p_end = (1 - (1 - p_diffusion_end) * (1 - p_suffix)).clamp(1e-9, 1 - 1e-6)
     text = causal.float().clone()
-    text[: len(ending)] = text[: len(ending)].masked_fill(ending, -torch.inf)
     text[end] = -torch.inf
     out = torch.log_softmax(text, dim=-1) + torch.log1p(-p_end)
     out[end] = -torch.inf
