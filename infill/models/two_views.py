@@ -79,7 +79,7 @@ class TwoViewDenoiser:
         self.tokens = getattr(diffusion, "tokens", None) or len(diffusion.tokenizer)
         self._end = torch.tensor(sorted(self.end_ids), dtype=torch.long)
         self._firsts: set[int] = set()
-        self._endings: dict[int, list[list[int]]] = {}
+        self._endings: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- the Denoiser interface: the frontier rows combined, the others without opinion --
     def logits(self, ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
@@ -131,11 +131,13 @@ class TwoViewDenoiser:
         self._endings = {}
         for run in canvas.runs:
             after = text[run.hole.end : run.hole.end + 64]
-            ways = (after,)
-            if run.hole.end > 0 and text[run.hole.end - 1] == "\n" and after:
-                ways = (after, "\n" + after)
-            mask = self._starting(ways)
-            self._endings.update({p: mask for p in run.positions})
+            direct = self._starting((after,))
+            # Before a line start the fill must end with a line break: until it does,
+            # the hole ends only on a token that brings the break.
+            broken = (self._starting(("\n" + after,))
+                      if run.hole.end > 0 and text[run.hole.end - 1] == "\n" and after
+                      else direct)
+            self._endings.update({p: (direct, broken) for p in run.positions})
 
     def _starting(self, ways: tuple[str, ...]) -> torch.Tensor:
         """Boolean ``[vocab]``: text tokens that begin one of ``ways``; where the document
@@ -146,18 +148,23 @@ class TwoViewDenoiser:
             return mask
         special = set(getattr(self.tokenizer, "all_special_ids", []) or [])
         texts = vocabulary_texts(self.tokenizer)[: self.tokens]
+        # A run of spaces says nothing about where the hole ends (" " then a digit is how
+        # this tokenizer writes numbers); a line break or a word does.
         hits = [i for i, t in enumerate(texts)
-                if t and i not in special and any(w.startswith(t) for w in ways)]
+                if t and i not in special and (t.strip() or "\n" in t)
+                and any(w.startswith(t) for w in ways)]
         mask[hits] = True
         return mask
 
-    def p_suffix_next(self, causal: torch.Tensor, p: int) -> float:
+    def p_suffix_next(self, causal: torch.Tensor, p: int, context: list[int]) -> float:
         """The causal view's probability, at frontier ``p``, that the next token begins the
         text after the hole (that the hole is complete); 0 at a hole's first position (an
         empty fill is the diffusion view's call) and where no layout was planned."""
         if p in self._firsts or p not in self._endings:
             return 0.0
-        ending = self._endings[p]
+        direct, broken = self._endings[p]
+        at_line_start = self.tokenizer.decode(context[-1:]).endswith("\n")
+        ending = direct if at_line_start else broken
         return float(torch.softmax(causal.float(), dim=-1)[: len(ending)][ending].sum())
 
     def _rows(self, ids: torch.Tensor, positions: torch.Tensor, diffusion,
@@ -186,7 +193,7 @@ class TwoViewDenoiser:
         end = self._end.to(out.device)
         for b, r, context in frontiers:
             causal = self.causal.next_logits(context).to(out.device)
-            p_suffix = self.p_suffix_next(causal, where[r])
+            p_suffix = self.p_suffix_next(causal, where[r], context)
             out[b, r] = combine_at_frontier(view[b, index[r], : self.tokens], causal, end,
                                             p_suffix)
         return out
