@@ -249,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model directory (default: $LACUNA_MODEL, then built-in)")
+    p.add_argument("--model",
+                   help="model directory, 'default' (the embedded SmolLM2 default) or 'tiny' "
+                        "(the random test model); default: $LACUNA_MODEL, else 'default'")
     p.add_argument("--device", help="auto, cpu or cuda (default: auto)")
     p.add_argument("--quant", choices=["none", "int8", "nf4", "auto", "torch-int8"],
                    help="weight quantization (default: auto: bf16/fp32 where it fits, else "
