@@ -42,12 +42,13 @@ TEXT = "total = HOLE\nprint(total)\n"
 AT = TEXT.index("HOLE")
 
 
-def two_views(diffusion_wishes, fill_text: str, then: list[int] = ()):
+def two_views(diffusion_wishes, fill_text: str, then: list[int] = (), text: str = TEXT):
     """The causal view writes the healed text, then ``fill_text``, then ``then``."""
+    at = text.index("HOLE")
     diffusion = ScriptedDenoiser([[[(END_ID, -5.0)]] + list(diffusion_wishes)])
     den = TwoViewDenoiser(diffusion, ScriptedCausal([], diffusion.vocab))
-    heal = plan(TEXT, [Hole(AT, AT + 4, Length.auto(8))], den)[0].runs[0].heal
-    assert heal and TEXT[:AT].endswith(heal)  # the plan healed the last token
+    heal = plan(text, [Hole(at, at + 4, Length.auto(8))], den)[0].runs[0].heal
+    assert heal and text[:at].endswith(heal)  # the plan healed the last token
     den.causal.script = ids_of(heal + fill_text) + list(then)
     return den
 
@@ -77,11 +78,16 @@ def test_the_diffusion_side_decides_the_end():
 
 
 def test_the_text_after_the_hole_ends_it_when_the_causal_view_would_write_it():
-    # After "a" the causal view writes "\n": the text that follows the hole. Hole done.
-    den = two_views([[(END_ID, -5.0)]] * 8, "a", ids_of("\n"))
-    result = run(den)
+    # After "a" the causal view writes ")": the text that follows the hole. The diffusion
+    # view is sure the hole goes on (it wants " b" everywhere): only the suffix ends it.
+    text = "total = f(HOLE) + 1\n"
+    at = text.index("HOLE")
+    den = two_views([[(ids_of(" b")[0], 10.0)]] * 8, "a", ids_of(")") + ids_of(" b") * 8,
+                    text=text)
+    req = InfillRequest(text, [Hole(at, at + 4, Length.auto(8))], options=SamplingOptions())
+    result = fill(req, den)
     assert result.fills[0].text == "a"
-    assert apply_edits(TEXT, edits_from_result(result)) == "total = a\nprint(total)\n"
+    assert apply_edits(text, edits_from_result(result)) == "total = f(a) + 1\n"
 
 
 def test_every_sampler_setting_decodes_left_to_right_one_frontier_at_a_time():

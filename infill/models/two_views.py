@@ -2,21 +2,18 @@
 
 SmolLM2 knows code as an autoregressive model: run causally (its pretrained attention, no
 adapter) from the text before a hole it knows what comes next. The diffusion view (the
-adapter merged, attention bidirectional) sees the suffix too and knows where the hole
-ends. ``TwoViewDenoiser`` is a ``Denoiser`` whose rows are the diffusion view's, except at
-a hole's frontier (the first masked position after committed text, with no mask before
-it): there the end tokens keep the diffusion view's probability and every other token
-shares the rest in the causal view's proportions,
+adapter merged, attention bidirectional) sees the suffix too. ``TwoViewDenoiser`` is a
+``Denoiser``; at a hole's frontier (the first masked position after committed text, with
+no mask before it) it gives
 
-    p(end) = p_diffusion(end),   p(t) = (1 - p_diffusion(end)) * p_causal(t | left text).
+    p(end) = 1 - (1 - p_diffusion(end)) (1 - p_suffix),   p(t) = (1 - p(end)) p_causal(t),
 
-where ``p(end)`` is either view's (noisy-or): the diffusion view's end-token probability,
-or the causal view's probability that its next token begins the text after the hole (the
-hole is complete; ``plan_canvas`` tells it that text; never at a hole's first position). So
-the causal expert decides the frontier's text, the suffix decides the end, and the
-sampler, the length policies and the syntax constraint are unchanged. The causal view
-keeps the keys and values of the last left context it read, so each step costs one
-incremental pass over the tokens committed since.
+where ``p_suffix`` is the causal view's probability that its next token begins the text
+after the hole (``plan_canvas`` tells it that text; never at a hole's first position) and
+``p_causal`` leaves out the causal view's own end-of-document token. A masked row away
+from the frontier has no opinion, so every sampler setting decodes each hole left to
+right; a committed row is the diffusion view's. The causal view keeps the keys and values
+of the last left context it read, so each step costs one incremental pass.
 """
 
 from __future__ import annotations
@@ -80,6 +77,7 @@ class TwoViewDenoiser:
         self._end = torch.tensor(sorted(self.end_ids), dtype=torch.long)
         self._firsts: set[int] = set()
         self._endings: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._starts: dict[str, torch.Tensor] = {}
 
     # -- the Denoiser interface: the frontier rows combined, the others without opinion --
     def logits(self, ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
@@ -131,29 +129,34 @@ class TwoViewDenoiser:
         self._endings = {}
         for run in canvas.runs:
             after = text[run.hole.end : run.hole.end + 64]
-            direct = self._starting((after,))
+            direct = self._starting(after)
             # Before a line start the fill must end with a line break: until it does,
             # the hole ends only on a token that brings the break.
-            broken = (self._starting(("\n" + after,))
+            broken = (self._starting("\n" + after)
                       if run.hole.end > 0 and text[run.hole.end - 1] == "\n" and after
                       else direct)
             self._endings.update({p: (direct, broken) for p in run.positions})
 
-    def _starting(self, ways: tuple[str, ...]) -> torch.Tensor:
-        """Boolean ``[vocab]``: text tokens that begin one of ``ways``; where the document
-        ends after the hole (``("",)``), the end-of-text tokens."""
+    def _starting(self, following: str) -> torch.Tensor:
+        """Boolean ``[vocab]``: text tokens that begin ``following``; where the document
+        ends after the hole (``""``), the end-of-text tokens. Cached: a document's holes
+        are planned again on every fill."""
+        if following in self._starts:
+            return self._starts[following]
         mask = torch.zeros(self.tokens, dtype=torch.bool)
-        if ways == ("",):
+        if not following:
             mask[sorted(self.end_ids)] = True
-            return mask
-        special = set(getattr(self.tokenizer, "all_special_ids", []) or [])
-        texts = vocabulary_texts(self.tokenizer)[: self.tokens]
-        # A run of spaces says nothing about where the hole ends (" " then a digit is how
-        # this tokenizer writes numbers); a line break or a word does.
-        hits = [i for i, t in enumerate(texts)
-                if t and i not in special and (t.strip() or "\n" in t)
-                and any(w.startswith(t) for w in ways)]
-        mask[hits] = True
+        else:
+            special = set(getattr(self.tokenizer, "all_special_ids", []) or [])
+            texts = vocabulary_texts(self.tokenizer)[: self.tokens]
+            # A run of spaces says nothing about where the hole ends (" " then a digit is
+            # how this tokenizer writes numbers); a line break or a word does.
+            hits = [i for i, t in enumerate(texts) if t and i not in special
+                    and (t.strip() or "\n" in t) and following.startswith(t)]
+            mask[hits] = True
+        if len(self._starts) >= 256:
+            self._starts.clear()
+        self._starts[following] = mask
         return mask
 
     def p_suffix_next(self, causal: torch.Tensor, p: int, context: list[int]) -> float:
