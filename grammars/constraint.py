@@ -210,7 +210,7 @@ def render(canvas: CanvasView, original: bytes, hole_bytes: list[tuple[int, int]
                 if islands[-1] is None:
                     islands.append([])
                 islands[-1].append((pos, tok))
-        for island in islands:
+        for i, island in enumerate(islands):
             if island is None:
                 gaps.append(size)
                 continue
@@ -219,6 +219,8 @@ def render(canvas: CanvasView, original: bytes, hole_bytes: list[tuple[int, int]
             texts = _token_texts([t for _, t in island], canvas.decode)
             pieces = [(pos, piece.encode("utf-8"))
                       for (pos, _), piece in zip(island, texts, strict=True)]
+            if i == 0 and view.heal:
+                pieces = _without_heal(pieces, view.heal.encode("utf-8"))
             if shaped and len(islands) == 1 and view.hole.length.mode == "auto":
                 pieces = _shape(pieces, canvas, view)
             for pos, data in pieces:
@@ -233,6 +235,22 @@ def render(canvas: CanvasView, original: bytes, hole_bytes: list[tuple[int, int]
     chunks.append(chunk)
     segments.append(_Segment(size, size + len(chunk), cursor, len(original)))
     return Rendered(b"".join(chunks), segments, tokens, gaps, spans)
+
+
+def _without_heal(pieces: list[tuple[int, bytes]], heal: bytes) -> list[tuple[int, bytes]]:
+    """A hole's first pieces less the healed text they spell (the document has it), as
+    ``infill.heal.unhealed`` leaves a fill."""
+    joined = b"".join(d for _, d in pieces)
+    if not (joined.startswith(heal) or heal.startswith(joined)):
+        return pieces
+    out, cut = [], len(heal)
+    for pos, data in pieces:
+        if cut >= len(data):
+            cut -= len(data)
+            continue
+        out.append((pos, data[cut:]))
+        cut = 0
+    return out
 
 
 def seams(original: bytes, holes: list[tuple[int, int]]) -> list[tuple[int, int]]:

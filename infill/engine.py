@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import torch
 
+from .drafts import fill_canvas
 from .heal import Healing, unhealed
 from .holes import validate_holes
 from .length import Growth, best_of
@@ -19,6 +20,7 @@ from .types import (
     Denoiser,
     HoleFill,
     HoleView,
+    InfillError,
     InfillRequest,
     InfillResult,
     StepInfo,
@@ -101,7 +103,19 @@ def _denoise(
         denoiser.plan_canvas(canvas, request.text)
     healing = _healing(canvas, denoiser)
     admissible = healing.admissible if healing else None
-    policy = request.length.policy if auto_runs else "absorb"
+    policy = resolved_policy(request.length.policy, denoiser)
+    if not auto_runs and policy != "drafts":
+        policy = "absorb"  # exact holes: only drafts read the policy
+    drafter = getattr(denoiser, "drafter", None)
+    if policy == "drafts":
+        if drafter is None:
+            raise InfillError("the drafts length policy needs a model with a causal view "
+                              "(the embedded default); use absorb, grow or best_of")
+        accept = None if review is None else (lambda x: not review(x))
+        done, report = fill_canvas(drafter, canvas, request.text, list(denoiser.prefix_ids),
+                                   min(denoiser.end_ids), accept=accept, on_step=on_step,
+                                   should_cancel=should_cancel)
+        return done, {"policy": "drafts", **report}
     if policy == "best_of" and review is not None:
         policy = "grow"  # best_of scores unconstrained rows; grow works with reviews
     if policy == "best_of":
@@ -130,6 +144,14 @@ def _denoise(
         return done, {"policy": policy}
     return done, {"policy": policy, "initial": request.length.initial,
                   "grown": growth.grown, "dropped": growth.dropped}
+
+
+def resolved_policy(policy: str, denoiser: Denoiser) -> str:
+    """The length policy a request's ``policy`` means for ``denoiser`` (``auto``: the
+    model's own, ``absorb`` for a model that names none)."""
+    if policy != "auto":
+        return policy
+    return getattr(denoiser, "length_policy", None) or "absorb"
 
 
 def _healing(canvas: Canvas, denoiser: Denoiser) -> Healing | None:
@@ -182,7 +204,8 @@ def _fills(
 def _views(canvas: Canvas, x: torch.Tensor) -> list[HoleView]:
     ids = x.tolist()
     return [
-        HoleView(r.hole, list(r.positions), [ids[p] for p in r.positions]) for r in canvas.runs
+        HoleView(r.hole, list(r.positions), [ids[p] for p in r.positions], r.heal)
+        for r in canvas.runs
     ]
 
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 _TEXTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_MASKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def vocabulary_texts(tokenizer) -> list[str]:
@@ -36,6 +37,57 @@ def vocabulary_texts(tokenizer) -> list[str]:
     except TypeError:
         pass
     return texts
+
+
+def _cached(tokenizer, key: tuple, build) -> torch.Tensor:
+    """A vocabulary mask cached per tokenizer (a document's holes are planned again on
+    every fill; each mask scans the whole vocabulary)."""
+    try:
+        masks = _MASKS.setdefault(tokenizer, {})
+    except TypeError:
+        return build()
+    if key not in masks:
+        if len(masks) >= 512:
+            masks.clear()
+        masks[key] = build()
+    return masks[key]
+
+
+def continuing(tokenizer, vocab_size: int, rest: str, special: frozenset[int]) -> torch.Tensor:
+    """Boolean ``[vocab]``: tokens that begin with ``rest`` or are a piece of it (what may
+    come next while a healed text is spelled)."""
+
+    def build() -> torch.Tensor:
+        texts = vocabulary_texts(tokenizer)[:vocab_size]
+        hits = [i for i, t in enumerate(texts) if t and i not in special
+                and (t.startswith(rest) or rest.startswith(t))]
+        mask = torch.zeros(vocab_size, dtype=torch.bool)
+        mask[hits] = True
+        return mask
+
+    return _cached(tokenizer, ("continuing", vocab_size, rest, special), build)
+
+
+def beginning(tokenizer, vocab_size: int, following: str, end_ids: frozenset[int],
+              special: frozenset[int] = frozenset()) -> torch.Tensor:
+    """Boolean ``[vocab]``: text tokens that begin ``following`` (the text after a hole:
+    the next token ending the hole); where the document ends (``""``), the end tokens.
+    A run of spaces says nothing about where a hole ends (" " then a digit is how
+    SmolLM2 writes numbers); a line break or a word does."""
+
+    def build() -> torch.Tensor:
+        mask = torch.zeros(vocab_size, dtype=torch.bool)
+        if not following:
+            mask[sorted(t for t in end_ids if t < vocab_size)] = True
+            return mask
+        skip = set(special) | set(getattr(tokenizer, "all_special_ids", []) or [])
+        texts = vocabulary_texts(tokenizer)[:vocab_size]
+        hits = [i for i, t in enumerate(texts) if t and i not in skip
+                and (t.strip() or "\n" in t) and following.startswith(t)]
+        mask[hits] = True
+        return mask
+
+    return _cached(tokenizer, ("beginning", vocab_size, following, end_ids, special), build)
 
 
 def unhealed(fill: str, heal: str) -> str:
@@ -60,18 +112,10 @@ class Healing:
     special: frozenset[int]
     #: Per healed run: its positions, its healed text, and whether it may end at once.
     runs: Sequence[tuple[Sequence[int], str, bool]]
-    _masks: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def continuing(self, rest: str) -> torch.Tensor:
         """Boolean ``[vocab]``: tokens that begin with ``rest`` or are a piece of it."""
-        if rest not in self._masks:
-            texts = vocabulary_texts(self.tokenizer)[: self.vocab_size]
-            hits = [i for i, t in enumerate(texts) if t and i not in self.special
-                    and (t.startswith(rest) or rest.startswith(t))]
-            mask = torch.zeros(self.vocab_size, dtype=torch.bool)
-            mask[hits] = True
-            self._masks[rest] = mask
-        return self._masks[rest]
+        return continuing(self.tokenizer, self.vocab_size, rest, self.special)
 
     def admissible(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """For each run still spelling its healed text: its first masked position and the

@@ -91,6 +91,12 @@ def _heal_last_token(tokens: _Tokens) -> _Tokens:
     return _Tokens(tokens.ids[:keep], tokens.offsets[:keep], tokens.start, start, tokens.clipped)
 
 
+def _positions(hole: Hole, heals: bool) -> int:
+    """Canvas positions of ``hole``: an exact hole of a family that heals gets one more,
+    for the token that spells the healed text (an auto budget already has room)."""
+    return hole.length.tokens + (1 if heals and hole.length.mode == "exact" else 0)
+
+
 def plan(
     text: str,
     holes: Sequence[Hole],
@@ -140,7 +146,7 @@ def plan(
         first, last = group[0][0], group[-1][0]
         left_edge = groups[gi - 1][-1][0].end if gi else 0
         right_edge = groups[gi + 1][0][0].start if gi + 1 < len(groups) else len(text)
-        used = sum(h.length.tokens + (len(t.ids) if t else 0) for h, t in group)
+        used = sum(_positions(h, heals) + (len(t.ids) if t else 0) for h, t in group)
         spare = room - used
         if context_tokens is not None:
             spare = min(spare, context_tokens)
@@ -161,8 +167,9 @@ def plan(
             heal = text[min(context_end, healed_end(text, seg_start, h.start)) : h.start]
             if between is not None:
                 context_end = between.end
-            runs.append(MaskRun(h, range(len(ids), len(ids) + h.length.tokens), heal))
-            ids += [denoiser.mask_id] * h.length.tokens
+            size = _positions(h, heals) if heal else h.length.tokens
+            runs.append(MaskRun(h, range(len(ids), len(ids) + size), heal))
+            ids += [denoiser.mask_id] * size
             if between is not None:
                 ids += between.ids
         ids += after.ids[:n_after]

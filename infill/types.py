@@ -107,15 +107,16 @@ class SamplingOptions:
             raise InfillError(f"unknown remasking {self.remasking!r}")
 
 
-LengthPolicy = Literal["absorb", "grow", "best_of"]
-POLICIES = ("absorb", "grow", "best_of")
+LengthPolicy = Literal["auto", "absorb", "grow", "best_of", "drafts"]
+#: ``auto``: the model's own policy (``Denoiser.length_policy``, else ``absorb``).
+POLICIES = ("auto", "absorb", "grow", "best_of", "drafts")
 
 
 @dataclass(frozen=True)
 class LengthOptions:
     """How auto-length holes find their length (see ``infill.length``)."""
 
-    policy: LengthPolicy = "absorb"
+    policy: LengthPolicy = "auto"
     #: grow: masks a hole starts with, masks opened at a time, and the end-token
     #: probability after the masks below which the hole grows.
     initial: int = 8
@@ -234,6 +235,9 @@ class HoleView:
     positions: list[int]
     #: Current token at each position; ``mask_id`` where still masked.
     tokens: list[int]
+    #: Text the hole's first tokens spell that the document already has before the hole
+    #: (token healing, ``infill.heal``): not part of the fill.
+    heal: str = ""
 
 
 @dataclass

@@ -11,6 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from infill.types import POLICIES
+
 #: Files larger than this are refused before reading: a fill needs a window, not the world.
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
@@ -227,8 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
                    help="reuse the context's keys/values between steps (default: on; "
                         "faster, approximate)")
-    f.add_argument("--length-policy", choices=["absorb", "grow", "best_of"], default="absorb",
-                   help="how auto-length holes find their length (default: absorb)")
+    f.add_argument("--length-policy", choices=POLICIES, default="auto",
+                   help="how auto-length holes find their length (default: auto, the "
+                        "model's own: drafts for the embedded default, else absorb)")
     f.add_argument("--context", type=int, help="context tokens around the holes")
     f.add_argument("--language", help="LSP language id (default: from the file extension)")
     f.add_argument("--constrain", action="store_true", help="tree-sitter syntax constraint")

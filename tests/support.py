@@ -83,3 +83,70 @@ class ScriptedDenoiser:
 
 def ids_of(text: str) -> list[int]:
     return tiny_tokenizer()(text, add_special_tokens=False)["input_ids"]
+
+
+class TextRulesLM:
+    """A causal language model for ``infill.drafts.Drafter`` whose next-token distribution
+    is written as rules on the text so far: ``rules[ending] = {token text: probability}``
+    for the longest ``ending`` the text ends with; every other token shares what is left.
+    ``passes`` counts ``extend`` calls; ``contexts`` the longest history of each call."""
+
+    def __init__(self, rules: dict[str, dict[str, float]], tokenizer=None) -> None:
+        self.tokenizer = tokenizer or tiny_tokenizer()
+        self.vocab = len(self.tokenizer)
+        self.rules = {end: {self._one(t): p for t, p in dist.items()}
+                      for end, dist in rules.items()}
+        self.passes = 0
+
+    def _one(self, text: str) -> int:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert len(ids) == 1, f"{text!r} is not one token of this tokenizer"
+        return ids[0]
+
+    def _next(self, history: list[int]) -> torch.Tensor:
+        text = self.tokenizer.decode(history)
+        endings = [e for e in self.rules if text.endswith(e)]
+        dist = self.rules[max(endings, key=len)] if endings else {}
+        rest = max(1e-6, 1.0 - sum(dist.values())) / self.vocab
+        probs = torch.full((self.vocab,), rest)
+        for token, p in dist.items():
+            probs[token] = p
+        return probs.log()
+
+    def extend(self, ids: torch.Tensor, past=None):
+        self.passes += 1
+        past = past or RowsPast()
+        rows = past.rows if past.rows else [[] for _ in range(ids.shape[0])]
+        rows = rows * ids.shape[0] if len(rows) == 1 else rows
+        grown, out = [], []
+        for row, new in zip(rows, ids.tolist(), strict=True):
+            history = list(past.shared_rows) + list(row)
+            logits = []
+            for t in new:
+                history.append(t)
+                logits.append(self._next(history))
+            grown.append(list(row) + new)
+            out.append(torch.stack(logits))
+        return torch.stack(out), RowsPast(grown, past.shared_rows)
+
+
+class RowsPast:
+    """The ``PastKV`` of ``TextRulesLM``: each row's tokens (and a shared context's)."""
+
+    def __init__(self, rows=(), shared_rows=()) -> None:
+        self.rows, self.shared_rows = [list(r) for r in rows], list(shared_rows)
+
+    @property
+    def length(self) -> int:
+        return len(self.shared_rows) + (len(self.rows[0]) if self.rows else 0)
+
+    def branch(self) -> RowsPast:
+        return RowsPast([], self.shared_rows + (self.rows[0] if self.rows else []))
+
+    def select(self, rows: torch.Tensor) -> RowsPast:
+        if not self.rows:
+            return RowsPast([[] for _ in rows.tolist()], self.shared_rows)
+        return RowsPast([self.rows[r] for r in rows.tolist()], self.shared_rows)
+
+    def prefix(self, length: int) -> RowsPast:
+        return RowsPast([self.rows[0][:length]])

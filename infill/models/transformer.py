@@ -88,10 +88,51 @@ class KVCache:
 @dataclass
 class PastKV:
     """Keys and values of a causal left context, per layer: what an incremental
-    (autoregressive) pass attends to besides its own tokens. Batch 1 broadcasts."""
+    (autoregressive) pass attends to besides its own tokens. Batch 1 broadcasts.
+
+    ``shared``: a batch-1 context that comes before this cache's own tokens and that every
+    row reads without copying it (beams or drafts branching from one context); ``length``
+    counts it too."""
 
     layers: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     length: int = 0
+    shared: PastKV | None = None
+
+    def branch(self) -> PastKV:
+        """An empty cache whose rows all continue this (batch-1) context."""
+        if self.shared is not None or (self.layers and self.layers[0][0].shape[0] != 1):
+            raise ValueError("only a batch-1 context without a shared part can be branched")
+        return PastKV([], self.length, self)
+
+    def prefix(self, length: int) -> PastKV:
+        """The cache of the first ``length`` positions (no shared part)."""
+        if self.shared is not None:
+            raise ValueError("a cache with a shared part has no prefix of its own")
+        return PastKV([(k[:, :, :length], v[:, :, :length]) for k, v in self.layers], length)
+
+    def select(self, rows: torch.Tensor) -> PastKV:
+        """The cache of the rows ``rows`` (in that order; the shared part stays shared)."""
+        return PastKV([(k[rows], v[rows]) for k, v in self.layers], self.length, self.shared)
+
+
+def attend_after_shared(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                        shared_k: torch.Tensor, shared_v: torch.Tensor) -> torch.Tensor:
+    """Causal attention of ``q`` ``[b, heads, n, d]`` over a batch-1 shared context
+    (``[1, kv_heads, S, d]``, read by every row without expanding it) and the rows' own
+    keys and values ``[b, kv_heads, m + n, d]`` (the last ``n`` are the queries' own)."""
+    b, heads, n, d = q.shape
+    groups = k.shape[1]
+    qg = q.view(b, groups, heads // groups, n, d) * d**-0.5
+    before = torch.einsum("bgrnd,gsd->bgrns", qg, shared_k[0])
+    own = torch.einsum("bgrnd,bgmd->bgrnm", qg, k)
+    m = k.shape[2] - n
+    allowed = torch.ones(n, m + n, dtype=torch.bool, device=q.device).tril(m)
+    own = own.masked_fill(~allowed, float("-inf"))
+    weights = torch.softmax(torch.cat([before, own], dim=-1), dim=-1)
+    s = before.shape[-1]
+    out = (torch.einsum("bgrns,gsd->bgrnd", weights[..., :s], shared_v[0])
+           + torch.einsum("bgrnm,bgmd->bgrnd", weights[..., s:], v))
+    return out.reshape(b, heads, n, d)
 
 
 class Attention(nn.Module):
@@ -148,7 +189,11 @@ class Attention(nn.Module):
                 v = torch.cat([pv.expand(b, -1, -1, -1), v], dim=2)
             if grown is not None:
                 grown.layers.append((k, v))
-            m = past.length
+            if past.shared is not None:
+                shared_k, shared_v = past.shared.layers[layer]
+                out = attend_after_shared(q, k, v, shared_k, shared_v)
+                return self.o_proj(out.transpose(1, 2).reshape(b, n, -1))
+            m = k.shape[2] - n
             allowed = torch.ones(n, m + n, dtype=torch.bool, device=x.device).tril(m)
             out = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=allowed, enable_gqa=self.num_kv_heads != self.num_heads)
@@ -246,7 +291,7 @@ class Transformer(nn.Module):
         cos, sin = rotary(start + n, self.cfg.head_dim, self.cfg.rope_theta, ids.device,
                           self.cfg.rope_position_scale)
         cos, sin = cos[start:], sin[start:]
-        grown = PastKV(length=start + n)
+        grown = PastKV(length=start + n, shared=past.shared)
         x = self.embed_tokens(ids)
         if self.cfg.embed_scale != 1.0:
             x = x * self.cfg.embed_scale

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from ..heal import vocabulary_texts
+from ..drafts import Drafter
+from ..heal import beginning
 from .native import NativeDenoiser
 from .transformer import PastKV, Transformer, forbid_untrained_rows
 
@@ -46,11 +47,7 @@ class CausalView:
         if same == len(context) == len(self._ids) and self._last is not None:
             return self._last
         keep = min(same, len(context) - 1)
-        past = self._past
-        if past is not None and keep < past.length:
-            past = PastKV([(k[:, :, :keep], v[:, :, :keep]) for k, v in past.layers], keep)
-        if keep == 0:
-            past = None
+        past = self._past.prefix(keep) if keep and self._past is not None else None
         device = self.model.embed_tokens.weight.device
         new = torch.tensor([context[keep:]], dtype=torch.long, device=device)
         with torch.inference_mode():
@@ -75,9 +72,16 @@ class TwoViewDenoiser:
             setattr(self, name, getattr(diffusion, name, None))
         self.tokens = getattr(diffusion, "tokens", None) or len(diffusion.tokenizer)
         self._end = torch.tensor(sorted(self.end_ids), dtype=torch.long)
+        #: With a causal network, auto-length holes are filled by drafts (``infill.drafts``):
+        #: measured better than this denoiser's frontier sampling (docs/benchmarks.md).
+        network = getattr(causal, "model", None)
+        special = frozenset(getattr(self.tokenizer, "all_special_ids", []) or [])
+        self.drafter = (None if network is None else
+                        Drafter(network, self.tokenizer, self.tokens, self.end_ids, special,
+                                device=self.device or "cpu"))
+        self.length_policy = None if network is None else "drafts"
         self._firsts: set[int] = set()
         self._endings: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._starts: dict[str, torch.Tensor] = {}
 
     # -- the Denoiser interface: the frontier rows combined, the others without opinion --
     def logits(self, ids: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
@@ -138,26 +142,8 @@ class TwoViewDenoiser:
             self._endings.update({p: (direct, broken) for p in run.positions})
 
     def _starting(self, following: str) -> torch.Tensor:
-        """Boolean ``[vocab]``: text tokens that begin ``following``; where the document
-        ends after the hole (``""``), the end-of-text tokens. Cached: a document's holes
-        are planned again on every fill."""
-        if following in self._starts:
-            return self._starts[following]
-        mask = torch.zeros(self.tokens, dtype=torch.bool)
-        if not following:
-            mask[sorted(self.end_ids)] = True
-        else:
-            special = set(getattr(self.tokenizer, "all_special_ids", []) or [])
-            texts = vocabulary_texts(self.tokenizer)[: self.tokens]
-            # A run of spaces says nothing about where the hole ends (" " then a digit is
-            # how this tokenizer writes numbers); a line break or a word does.
-            hits = [i for i, t in enumerate(texts) if t and i not in special
-                    and (t.strip() or "\n" in t) and following.startswith(t)]
-            mask[hits] = True
-        if len(self._starts) >= 256:
-            self._starts.clear()
-        self._starts[following] = mask
-        return mask
+        """Boolean ``[vocab]``: text tokens that begin ``following`` (``infill.heal``)."""
+        return beginning(self.tokenizer, self.tokens, following, self.end_ids)
 
     def p_suffix_next(self, causal: torch.Tensor, p: int, context: list[int]) -> float:
         """The causal view's probability, at frontier ``p``, that the next token begins the

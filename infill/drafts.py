@@ -1,0 +1,261 @@
+"""Drafts: a causal view proposes whole fills; the text after the hole picks one.
+
+For a causal model the best fill of a hole is the one that makes the whole document most
+likely, ``p(fill | before) * p(after | before, fill)``: the first factor is what the model
+knows from the left, the second is how well the fill leads into the text the hole must meet.
+``propose`` runs a beam search from the left context (healed, ``infill.heal``) and keeps the
+fills the model would end where the following text begins; ``rank`` scores each with the
+following text appended, in one batched pass, and the best wins. The hole's end is thus
+decided by the suffix, as an infilling model's is, while every token comes from what the
+base model learned.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from .heal import beginning, continuing, vocabulary_texts
+from .plan import Canvas
+from .sample import Sampled
+from .types import Cancelled, InfillError
+
+if TYPE_CHECKING:  # the models package imports this module
+    from .models.transformer import PastKV, Transformer
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One proposed fill: its tokens (the healed text first), its text without the healed
+    text, whether it ends before a line break it leaves to the following text, and its
+    scores (``proposed``: beam log-probability with the end; ``score``: with the text
+    after the hole)."""
+
+    tokens: tuple[int, ...]
+    #: Each token's log-probability under the causal view as it was proposed.
+    logps: tuple[float, ...]
+    text: str
+    broken: bool
+    proposed: float
+    score: float = -math.inf
+
+
+@dataclass
+class Drafter:
+    """Beam search and ranking over one causal model and its tokenizer."""
+
+    model: Transformer
+    tokenizer: object
+    tokens: int
+    end_ids: frozenset[int]
+    special: frozenset[int]
+    #: Beams kept per step, and drafts ranked.
+    width: int = 6
+    keep: int = 6
+    #: Tokens of the following text scored with each draft.
+    window: int = 48
+    device: torch.device | str = "cpu"
+
+    def __post_init__(self) -> None:
+        self._texts = vocabulary_texts(self.tokenizer)[: self.tokens]
+        self._never = torch.zeros(self.tokens, dtype=torch.bool)
+        self._never[sorted(t for t in self.special | self.end_ids if t < self.tokens)] = True
+        self._device = torch.device(self.device)
+        self._ids: list[int] = []
+        self._past: PastKV | None = None
+        self._last: torch.Tensor | None = None
+
+    def _read(self, context: list[int]) -> tuple[PastKV, torch.Tensor]:
+        """The key/value cache of ``context`` and its last logits, reusing the part shared
+        with the context read last (the holes of one document, a document filled again)."""
+        same = 0
+        for a, b in zip(self._ids, context, strict=False):
+            if a != b:
+                break
+            same += 1
+        if same == len(context) == len(self._ids) and self._last is not None:
+            return self._past, self._last
+        keep = min(same, len(context) - 1)
+        past = self._past.prefix(keep) if keep and self._past is not None else None
+        ids = torch.tensor([context[keep:]], dtype=torch.long, device=self._device)
+        logits, self._past = self.model.extend(ids, past)
+        self._ids, self._last = list(context), logits[0, -1]
+        return self._past, self._last
+
+    @torch.inference_mode()
+    def propose(self, context: list[int], heal: str, after: str, line_start: bool,
+                budget: int, exact: bool = False,
+                on_step: Callable[[int, tuple[int, ...]], None] | None = None,
+                should_cancel: Callable[[], bool] | None = None,
+                ) -> tuple[list[Draft], PastKV, torch.Tensor]:
+        """Drafts of at most ``budget`` tokens (exactly ``budget`` when ``exact``) after
+        ``context`` (token ids, the healed token left out), the first spelling ``heal``.
+        A draft ends where the model's next token would begin ``after`` (the text after the
+        hole; before it, a line break first when the hole ends at a line start and the
+        draft has none yet). Returns the drafts, best proposed first, and the context's
+        key/value cache and last logits for ``rank``. When no beam ended within the
+        budget, the likeliest beam is the one draft (cut off). ``on_step`` sees each step
+        and the leading beam's tokens; ``should_cancel`` is asked before each step."""
+        past, start_logits = self._read(context)
+        direct = beginning(self.tokenizer, self.tokens, after, self.end_ids, self.special)
+        broken = (beginning(self.tokenizer, self.tokens, "\n" + after, self.end_ids,
+                            self.special) if line_start and after else direct)
+        # Each beam: its tokens, their log-probabilities, its text (the healed text first).
+        beams: list[tuple[tuple[int, ...], tuple[float, ...], str]] = [((), (), "")]
+        scores = torch.zeros(1, device=self._device)
+        last = start_logits[None]
+        beam_past = past.branch()
+        done: list[Draft] = []
+        for step in range(budget + 1):
+            if should_cancel is not None and should_cancel():
+                raise Cancelled("the fill was cancelled")
+            lp = torch.log_softmax(last.float()[:, : self.tokens], dim=-1)
+            probs = lp.exp()
+            for b, (toks, logps, text) in enumerate(beams):
+                if len(text) < len(heal) or (exact and step != budget):
+                    continue
+                body = text[len(heal):]
+                if not exact and (not body.strip()
+                                  or (body[-1].isspace() and after[:1].isspace())):
+                    # A hole asked for gets text; and a fill never ends in white space the
+                    # following text begins with (the tokenizer would have joined them).
+                    continue
+                ends_line = (heal + body).endswith("\n") or not (heal + body)
+                mask = direct if ends_line or not line_start else broken
+                p_end = float(probs[b][mask.to(probs.device)].sum()) if not exact else 1.0
+                if p_end > 0:
+                    done.append(Draft(toks, logps, body, line_start and not ends_line,
+                                      float(scores[b]) + math.log(p_end)))
+            if step == budget:
+                break
+            lp = lp.masked_fill(self._never.to(lp.device), -math.inf)
+            for b, (_, _, text) in enumerate(beams):
+                if len(text) < len(heal):
+                    allowed = continuing(self.tokenizer, self.tokens, heal[len(text):],
+                                         self.special)
+                    lp[b] = lp[b].masked_fill(~allowed.to(lp.device), -math.inf)
+            total = (scores[:, None] + lp).flatten()
+            top = torch.topk(total, min(self.width, int(torch.isfinite(total).sum())))
+            if not len(top.values):
+                break
+            best_done = sorted((d.proposed for d in done), reverse=True)
+            if (not exact and len(best_done) >= self.keep
+                    and best_done[self.keep - 1] > float(top.values[0])):
+                break  # no beam left can beat the drafts already ended
+            rows = torch.div(top.indices, self.tokens, rounding_mode="floor")
+            picked = top.indices % self.tokens
+            steps = lp[rows, picked].tolist()
+            beams = [(beams[r][0] + (t,), beams[r][1] + (s,), beams[r][2] + self._texts[t])
+                     for r, t, s in zip(rows.tolist(), picked.tolist(), steps, strict=True)]
+            scores = top.values
+            beam_past = beam_past.select(rows)
+            logits, beam_past = self.model.extend(picked[:, None].to(self._device), beam_past)
+            last = logits[:, -1]
+            if on_step is not None:
+                on_step(step + 1, beams[0][0])
+        if not done and beams[0][0]:
+            toks, logps, text = beams[0]
+            done.append(Draft(toks, logps, text[len(heal):], False, float(scores[0])))
+        done.sort(key=lambda d: d.proposed, reverse=True)
+        return done[: self.keep], past, start_logits
+
+    @torch.inference_mode()
+    def rank(self, drafts: list[Draft], heal: str, after: str, past: PastKV,
+             start_logits: torch.Tensor) -> list[Draft]:
+        """``drafts`` with ``score`` = log p(healed text + draft + the following text's
+        first ``window`` tokens | context), best first: one batched pass over all drafts."""
+        if not drafts:
+            return []
+        after_ids = self.tokenizer(after[:2000], add_special_tokens=False)["input_ids"]
+        tail = self.tokenizer.decode(after_ids[: self.window])
+        texts = [heal + d.text + ("\n" if d.broken else "") + tail for d in drafts]
+        seqs = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        longest = max(len(s) for s in seqs)
+        pad = min(self.end_ids)
+        ids = torch.tensor([s + [pad] * (longest - len(s)) for s in seqs], dtype=torch.long,
+                           device=self._device)
+        logits, _ = (self.model.extend(ids[:, :-1], past.branch()) if longest > 1
+                     else (None, None))
+        first = start_logits[None, None].expand(len(seqs), 1, -1)
+        every = first if logits is None else torch.cat([first, logits], dim=1)
+        lp = torch.log_softmax(every.float()[..., : self.tokens], dim=-1)
+        token_lp = lp.gather(-1, ids[..., None]).squeeze(-1)
+        real = torch.tensor([[i < len(s) for i in range(longest)] for s in seqs],
+                            device=token_lp.device)
+        totals = token_lp.masked_fill(~real, 0).sum(-1).tolist()
+        ranked = [Draft(d.tokens, d.logps, d.text, d.broken, d.proposed, s)
+                  for d, s in zip(drafts, totals, strict=True)]
+        ranked.sort(key=lambda d: d.score, reverse=True)
+        return ranked
+
+
+def fill_canvas(drafter: Drafter, canvas: Canvas, text: str, prefix_ids: list[int],
+                end_id: int, *, accept: Callable[[torch.Tensor], bool] | None = None,
+                on_step: Callable[[int, int, int, int, torch.Tensor], None] | None = None,
+                should_cancel: Callable[[], bool] | None = None) -> tuple[Sampled, dict]:
+    """Every hole of ``canvas`` filled by the best-ranked draft, in document order (a later
+    hole's context holds the earlier fills). ``accept`` (a syntax constraint's verdict on
+    the canvas with a draft in place) passes over drafts it rejects while any is left.
+    Unused positions of an auto hole hold ``end_id``. Returns the canvas and a report."""
+    x = torch.tensor(canvas.ids, dtype=torch.long)
+    confidence: dict[int, float] = {}
+    steps = passes = rejected = 0
+    report: dict[str, object] = {"drafts": [], "chosen": []}
+    for i, run in enumerate(canvas.runs):
+        positions = list(run.positions)
+        if not positions:
+            continue
+        first = positions[0]
+        context = [t for t in x[:first].tolist() if t != end_id]
+        if not context:
+            context = list(prefix_ids)
+        if not context:
+            raise InfillError("the drafts policy needs a token before the hole")
+        nxt = canvas.runs[i + 1].hole.start if i + 1 < len(canvas.runs) else canvas.window[1]
+        after = text[run.hole.end : max(run.hole.end, min(nxt, canvas.window[1]))]
+        line_start = run.hole.end > 0 and text[run.hole.end - 1] == "\n"
+        done_before = steps
+
+        def progress(step: int, lead: tuple[int, ...], positions=positions,
+                     offset=done_before) -> None:
+            if on_step is None:
+                return
+            shown = x.clone()
+            shown[positions[: len(lead)]] = torch.tensor(lead[: len(positions)])
+            on_step(offset + step, offset + len(positions), len(positions) - len(lead),
+                    1, shown)
+
+        drafts, past, start = drafter.propose(context, run.heal, after, line_start,
+                                              len(positions), exact=run.exact,
+                                              on_step=progress, should_cancel=should_cancel)
+        ranked = drafter.rank(drafts, run.heal, after, past, start)
+        steps += max((len(d.tokens) for d in drafts), default=0)
+        passes += max((len(d.tokens) for d in drafts), default=0) + 2
+        chosen = None
+        for draft in ranked:
+            _place(x, positions, draft, end_id)
+            if accept is None or accept(x):
+                chosen = draft
+                break
+            rejected += 1
+        if chosen is None and ranked:
+            chosen = ranked[0]  # the constraint rejects all: the likeliest stands
+            _place(x, positions, chosen, end_id)
+        if chosen is not None:
+            confidence.update({p: math.exp(lp) for p, lp in zip(positions, chosen.logps,
+                                                                 strict=False)})
+        report["drafts"].append(len(ranked))
+        report["chosen"].append(ranked.index(chosen) if chosen is not None else None)
+    report["rejected"] = rejected
+    satisfied = None if accept is None else accept(x)
+    return Sampled(x, confidence, steps, passes, satisfied=satisfied), report
+
+
+def _place(x: torch.Tensor, positions: list[int], draft: Draft, end_id: int) -> None:
+    tokens = list(draft.tokens[: len(positions)])
+    x[positions] = torch.tensor(tokens + [end_id] * (len(positions) - len(tokens)),
+                                dtype=torch.long)
