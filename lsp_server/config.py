@@ -20,11 +20,12 @@ inlineBudget              token budget of inline (ghost text) completion        
 bodyBudget                token budget of "Write function body"                       ``128``
 contextTokens             context tokens kept around the holes (``None``: all)        ``None``
 syntaxConstraint          tree-sitter constraint on explicit fills (where a grammar)  ``True``
-lengthPolicy              auto-length holes: ``absorb``, ``grow``, ``best_of``        ``absorb``
+lengthPolicy              auto-length holes: ``auto`` (the model's own), ``absorb``,    ``auto``
+                          ``grow``, ``best_of``, ``drafts``
 cache                     reuse the context's keys/values between steps              ``False``
 inlineThreshold           confidence threshold for ghost text (latency first)        ``0.9``
 inlineContext             context tokens around the cursor for ghost text            ``256``
-inlineLengthPolicy        length policy of ghost text (start short, grow on need)     ``grow``
+inlineLengthPolicy        length policy of ghost text                                 ``auto``
 inlineSyntaxConstraint    the tree-sitter constraint for ghost text too (6x slower)  ``False``
 ========================  ==========================================================  ===========
 """
@@ -60,12 +61,12 @@ class Settings:
     body_budget: int = 128
     context_tokens: int | None = None
     syntax_constraint: bool = True
-    length_policy: str = "absorb"
+    length_policy: str = "auto"
     cache: bool = False
     #: Inline completion is latency-first: parallel decoding, cached context, small window.
     inline_threshold: float | None = 0.9
     inline_context: int | None = 256
-    inline_length_policy: str = "grow"
+    inline_length_policy: str = "auto"
     #: Off: remasking rounds cost full passes, 8.1 s against 1.3 s median (benchmarks.md).
     inline_syntax_constraint: bool = False
 

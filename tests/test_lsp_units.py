@@ -172,7 +172,7 @@ def test_ghost_text_is_latency_first_and_explicit_fills_follow_the_settings():
     assert problems and "lengthPolicy" in problems[0]
 
 
-def test_ghost_text_grows_its_hole_and_explicit_fills_keep_the_length_policy():
+def test_ghost_text_takes_the_inline_preset_and_explicit_fills_keep_the_length_policy():
     from types import SimpleNamespace
 
     from lsp_server.server import make_request
@@ -183,8 +183,8 @@ def test_ghost_text_grows_its_hole_and_explicit_fills_keep_the_length_policy():
     assert problems == []
     inline = make_request(doc, "x = \n", hole, settings.for_ghost_text(), constrain=False)
     explicit = make_request(doc, "x = \n", hole, settings, constrain=False)
-    assert inline.length.policy == "grow" and inline.context_tokens == 64
-    assert explicit.length.policy == "absorb" and explicit.context_tokens is None
+    assert inline.length.policy == "auto" and inline.context_tokens == 64
+    assert explicit.length.policy == "auto" and explicit.context_tokens is None
     settings, problems = merge(settings, {"inlineLengthPolicy": "best_of"})
     assert problems == []
     best_of = make_request(doc, "x = \n", hole, settings.for_ghost_text(), constrain=False)

@@ -38,7 +38,7 @@ export interface ServerSettings {
 }
 
 export const QUANT_MODES = ["none", "int8", "nf4", "torch-int8", "auto"];
-export const LENGTH_POLICIES = ["absorb", "grow", "best_of"];
+export const LENGTH_POLICIES = ["auto", "absorb", "grow", "best_of", "drafts"];
 
 /** VS Code setting (under `lacuna.`) -> server key. */
 export const SERVER_KEYS: ReadonlyArray<readonly [string, keyof ServerSettings]> = [
@@ -82,11 +82,11 @@ export const DEFAULTS: ServerSettings = {
   bodyBudget: 128,
   contextTokens: null,
   syntaxConstraint: true,
-  lengthPolicy: "absorb",
+  lengthPolicy: "auto",
   cache: false,
   inlineThreshold: 0.9,
   inlineContext: 256,
-  inlineLengthPolicy: "grow",
+  inlineLengthPolicy: "auto",
   inlineSyntaxConstraint: false,
 };
 

@@ -67,7 +67,7 @@ suite("settings mapping", () => {
     assert.equal(settings.seed, 0);
     assert.equal(settings.marker, "[MASK]");
     assert.equal(settings.budget, 32);
-    assert.equal(settings.lengthPolicy, "absorb");
+    assert.equal(settings.lengthPolicy, "auto");
     assert.equal(settings.inlineLengthPolicy, "grow");
     assert.equal(settings.cache, false);
     assert.equal(problems.length, 10);
