@@ -53,11 +53,12 @@ class Drafter:
     tokens: int
     end_ids: frozenset[int]
     special: frozenset[int]
-    #: Beams kept per step, and drafts ranked.
+    #: Beams kept per step, drafts ranked, and tokens of the following text scored with
+    #: each draft: on a held-out dev set (60 single-line holes in held-out corpus files)
+    #: 4 drafts and 24 tokens ranked as well as 6 and 48, a second faster per fill.
     width: int = 6
-    keep: int = 6
-    #: Tokens of the following text scored with each draft.
-    window: int = 48
+    keep: int = 4
+    window: int = 24
     device: torch.device | str = "cpu"
 
     def __post_init__(self) -> None:

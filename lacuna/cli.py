@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from infill.types import POLICIES
@@ -90,7 +91,9 @@ def cmd_fill(args: argparse.Namespace) -> int:
     request = fill_request(args, text, holes, language)
     # Validate before paying for the model: bad input fails in milliseconds.
     validate_holes(text, holes)
+    loading = time.perf_counter()
     denoiser, _ = _load(args.model, args.device, args.quant)
+    loaded = time.perf_counter() - loading
     constraint = None
     if args.constrain:
         constraint = _syntax_constraint(language)
@@ -105,7 +108,8 @@ def cmd_fill(args: argparse.Namespace) -> int:
         print("lacuna: warning: the fill still has syntax errors the constraint could not "
               "repair within its remask budget", file=sys.stderr)
     if args.stats:
-        print(f"lacuna: {result.stats()}", file=sys.stderr)
+        stats = {**result.stats(), "loadSeconds": round(loaded, 3)}
+        print(f"lacuna: {stats}", file=sys.stderr)
     return 0
 
 

@@ -170,3 +170,48 @@ def test_resolve_model_names_the_embedded_default(monkeypatch, tmp_path):
     monkeypatch.setenv("LACUNA_MODEL", str(tmp_path / "x"))
     assert default.resolve_model(None)[0] == tmp_path / "x"
     assert default.resolve_model(str(tmp_path / "y"))[0] == tmp_path / "y"
+
+
+# -- bad installs and caches: a one-line error naming the fix, or a defined repair --------
+
+@needs_wheel
+def test_a_damaged_wheel_gives_an_error_naming_the_reinstall(tmp_path, monkeypatch):
+    from infill.models.weights import ModelLoadError
+
+    cut = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    cut.write_bytes(smollm2.gguf_path().read_bytes()[: 1 << 20])
+    monkeypatch.setenv("LACUNA_GGUF", str(cut))
+    with pytest.raises(ModelLoadError, match="damaged.*force-reinstall") as err:
+        smollm2.base_dir(tmp_path / "cache", quiet=True)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "cache" / smollm2.BASE_NAME).exists()
+
+
+@needs_wheel
+def test_a_cache_that_cannot_be_written_gives_an_error_naming_lacuna_cache(tmp_path):
+    from infill.models.weights import ModelLoadError
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the cache should be")
+    with pytest.raises(ModelLoadError, match="cannot write the model cache.*LACUNA_CACHE"):
+        smollm2.base_dir(blocker / "lacuna", quiet=True)
+
+
+def test_a_conversion_cut_short_is_not_complete(base, tmp_path):
+    copy = tmp_path / smollm2.BASE_NAME
+    copy.mkdir()
+    for name in ("config.json", "tokenizer.json"):
+        (copy / name).write_bytes((base / name).read_bytes())
+    with open(base / "model.safetensors", "rb") as f:
+        (copy / "model.safetensors").write_bytes(f.read(3 << 20))
+    assert smollm2.complete(base) and not smollm2.complete(copy)
+
+
+@needs_wheel
+def test_a_damaged_conversion_is_converted_again(base, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    damaged = cache / smollm2.BASE_NAME
+    damaged.mkdir(parents=True)
+    (damaged / "config.json").write_text("{}")  # and no weights: a copy cut short
+    assert smollm2.base_dir(cache) == damaged and smollm2.complete(damaged)
+    assert "damaged; converting it again" in capsys.readouterr().err

