@@ -82,9 +82,9 @@ def run_humaneval(den, name: str, limit: int, budget: int, flags: list[str],
                   timeout: float, show: int = 0, constraint=None, offset: int = 0,
                   seed: int | None = None) -> dict:
     rows = problems(name, limit, offset, seed)
-    passed = exact = 0
+    passed = exact = broken = 0
     seconds = 0.0
-    samples = []
+    samples, fills = [], []
     for i, row in enumerate(rows):
         text = row["prompt"] + row["suffix"]
         started = time.perf_counter()
@@ -97,7 +97,9 @@ def run_humaneval(den, name: str, limit: int, budget: int, flags: list[str],
         seconds += time.perf_counter() - started
         ok = humaneval.passes(row, got, timeout)
         passed += ok
+        broken += _breaks_syntax(row, got)
         exact += got.strip() == row["canonical_solution"].strip()
+        fills.append({"task": row["task_id"], "fill": got, "pass": ok})
         if i < show:
             samples.append({"task": row["task_id"], "fill": got,
                             "reference": row["canonical_solution"], "pass": ok})
@@ -105,7 +107,23 @@ def run_humaneval(den, name: str, limit: int, budget: int, flags: list[str],
               f"fill={got[:60]!r}", file=sys.stderr, flush=True)
     n = max(len(rows), 1)
     return {"n": len(rows), "pass@1": passed / n, "exact": exact / n,
-            "seconds_per_fill": seconds / n, "samples": samples}
+            "new_syntax_errors": broken, "seconds_per_fill": seconds / n, "samples": samples,
+            "fills": fills}
+
+
+def _breaks_syntax(row: dict, fill: str) -> bool:
+    """The filled program does not parse (``ast``) where the reference program does."""
+    import ast
+
+    def parses(text: str) -> bool:
+        try:
+            ast.parse(text)
+        except (SyntaxError, ValueError):
+            return False
+        return True
+
+    return (parses(row["prompt"] + row["canonical_solution"] + row["suffix"])
+            and not parses(row["prompt"] + fill + row["suffix"]))
 
 
 _CAUSAL = {}
@@ -198,8 +216,9 @@ def run_prose(den, limit: int, budget: int, options: SamplingOptions, show: int 
         seconds += res.seconds
         got = res.fills[0].text
         exact += got.strip() == it["reference"].strip()
+        # Tokens of the text (a healed fill's first token also spells text before it).
         ref_ids = tok(it["reference"], add_special_tokens=False)["input_ids"]
-        got_ids = res.fills[0].token_ids
+        got_ids = tok(got, add_special_tokens=False)["input_ids"]
         acc_hits += sum(1 for x, y in zip(ref_ids, got_ids, strict=False) if x == y)
         acc_total += len(ref_ids)
         if i < show:
@@ -275,13 +294,14 @@ def main(argv=None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    print("\n| model | single-line pass@1 | single EM | multi-line pass@1 | multi EM "
-          "| prose EM | prose token acc |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| model | single-line pass@1 | single EM | single new syntax errors "
+          "| multi-line pass@1 | multi EM | prose EM | prose token acc |")
+    print("|---|---|---|---|---|---|---|---|")
     for spec, out in results.items():
         def cell(s, k, out=out):
             return f"{out[s][k]:.1%} ({out[s]['n']})" if s in out else "-"
-        print(f"| {spec} | {cell('single', 'pass@1')} | {cell('single', 'exact')} | "
+        errors = out["single"]["new_syntax_errors"] if "single" in out else "-"
+        print(f"| {spec} | {cell('single', 'pass@1')} | {cell('single', 'exact')} | {errors} | "
               f"{cell('multi', 'pass@1')} | {cell('multi', 'exact')} | "
               f"{cell('prose', 'exact')} | {cell('prose', 'token_accuracy')} |")
     return 0

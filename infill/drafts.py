@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .heal import beginning, continuing, vocabulary_texts
+from .lines import SENTENCE_END, between_sentences
 from .plan import Canvas
 from .sample import Sampled
 from .types import Cancelled, InfillError
@@ -91,8 +92,8 @@ class Drafter:
     def propose(self, context: list[int], heal: str, after: str, line_start: bool,
                 budget: int, exact: bool = False,
                 on_step: Callable[[int, tuple[int, ...]], None] | None = None,
-                should_cancel: Callable[[], bool] | None = None,
-                ) -> tuple[list[Draft], PastKV, torch.Tensor]:
+                should_cancel: Callable[[], bool] | None = None, keep: int | None = None,
+                sentences: bool = False) -> tuple[list[Draft], PastKV, torch.Tensor]:
         """Drafts of at most ``budget`` tokens (exactly ``budget`` when ``exact``) after
         ``context`` (token ids, the healed token left out), the first spelling ``heal``.
         A draft ends where the model's next token would begin ``after`` (the text after the
@@ -100,7 +101,10 @@ class Drafter:
         draft has none yet). Returns the drafts, best proposed first, and the context's
         key/value cache and last logits for ``rank``. When no beam ended within the
         budget, the likeliest beam is the one draft (cut off). ``on_step`` sees each step
-        and the leading beam's tokens; ``should_cancel`` is asked before each step."""
+        and the leading beam's tokens; ``should_cancel`` is asked before each step; ``keep``
+        overrides how many drafts are returned; ``sentences``: a draft ends only where a
+        sentence does (a hole between two sentences, ``infill.lines.between_sentences``)."""
+        keep = keep or self.keep
         past, start_logits = self._read(context)
         direct = beginning(self.tokenizer, self.tokens, after, self.end_ids, self.special)
         broken = (beginning(self.tokenizer, self.tokens, "\n" + after, self.end_ids,
@@ -121,7 +125,8 @@ class Drafter:
                     continue
                 body = text[len(heal):]
                 if not exact and (not body.strip()
-                                  or (body[-1].isspace() and after[:1].isspace())):
+                                  or (body[-1].isspace() and after[:1].isspace())
+                                  or (sentences and not SENTENCE_END.search(body))):
                     # A hole asked for gets text; and a fill never ends in white space the
                     # following text begins with (the tokenizer would have joined them).
                     continue
@@ -144,8 +149,8 @@ class Drafter:
             if not len(top.values):
                 break
             best_done = sorted((d.proposed for d in done), reverse=True)
-            if (not exact and len(best_done) >= self.keep
-                    and best_done[self.keep - 1] > float(top.values[0])):
+            if (not exact and len(best_done) >= keep
+                    and best_done[keep - 1] > float(top.values[0])):
                 break  # no beam left can beat the drafts already ended
             rows = torch.div(top.indices, self.tokens, rounding_mode="floor")
             picked = top.indices % self.tokens
@@ -162,7 +167,7 @@ class Drafter:
             toks, logps, text = beams[0]
             done.append(Draft(toks, logps, text[len(heal):], False, float(scores[0])))
         done.sort(key=lambda d: d.proposed, reverse=True)
-        return done[: self.keep], past, start_logits
+        return done[:keep], past, start_logits
 
     @torch.inference_mode()
     def rank(self, drafts: list[Draft], heal: str, after: str, past: PastKV,
@@ -200,7 +205,8 @@ def fill_canvas(drafter: Drafter, canvas: Canvas, text: str, prefix_ids: list[in
                 should_cancel: Callable[[], bool] | None = None) -> tuple[Sampled, dict]:
     """Every hole of ``canvas`` filled by the best-ranked draft, in document order (a later
     hole's context holds the earlier fills). ``accept`` (a syntax constraint's verdict on
-    the canvas with a draft in place) passes over drafts it rejects while any is left.
+    the canvas with a draft in place) passes over drafts it rejects while any is left; with
+    it, twice as many drafts are proposed.
     Unused positions of an auto hole hold ``end_id``. Returns the canvas and a report."""
     x = torch.tensor(canvas.ids, dtype=torch.long)
     confidence: dict[int, float] = {}
@@ -232,7 +238,10 @@ def fill_canvas(drafter: Drafter, canvas: Canvas, text: str, prefix_ids: list[in
 
         drafts, past, start = drafter.propose(context, run.heal, after, line_start,
                                               len(positions), exact=run.exact,
-                                              on_step=progress, should_cancel=should_cancel)
+                                              on_step=progress, should_cancel=should_cancel,
+                                              keep=None if accept is None else 2 * drafter.keep,
+                                              sentences=between_sentences(text, run.hole.start,
+                                                                          run.hole.end))
         ranked = drafter.rank(drafts, run.heal, after, past, start)
         steps += max((len(d.tokens) for d in drafts), default=0)
         passes += max((len(d.tokens) for d in drafts), default=0) + 2

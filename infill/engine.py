@@ -23,6 +23,7 @@ from .types import (
     InfillError,
     InfillRequest,
     InfillResult,
+    LengthOptions,
     StepInfo,
 )
 
@@ -103,7 +104,7 @@ def _denoise(
         denoiser.plan_canvas(canvas, request.text)
     healing = _healing(canvas, denoiser)
     admissible = healing.admissible if healing else None
-    policy = resolved_policy(request.length.policy, denoiser)
+    policy = resolved_policy(request.length, denoiser)
     if not auto_runs and policy != "drafts":
         policy = "absorb"  # exact holes: only drafts read the policy
     drafter = getattr(denoiser, "drafter", None)
@@ -111,7 +112,7 @@ def _denoise(
         if drafter is None:
             raise InfillError("the drafts length policy needs a model with a causal view "
                               "(the embedded default); use absorb, grow or best_of")
-        accept = None if review is None else (lambda x: not review(x))
+        accept = None if review is None else review.accepts
         done, report = fill_canvas(drafter, canvas, request.text, list(denoiser.prefix_ids),
                                    min(denoiser.end_ids), accept=accept, on_step=on_step,
                                    should_cancel=should_cancel)
@@ -146,12 +147,13 @@ def _denoise(
                   "grown": growth.grown, "dropped": growth.dropped}
 
 
-def resolved_policy(policy: str, denoiser: Denoiser) -> str:
-    """The length policy a request's ``policy`` means for ``denoiser`` (``auto``: the
-    model's own, ``absorb`` for a model that names none)."""
-    if policy != "auto":
-        return policy
-    return getattr(denoiser, "length_policy", None) or "absorb"
+def resolved_policy(length: LengthOptions, denoiser: Denoiser) -> str:
+    """The length policy a request's options mean for ``denoiser`` (``auto``: the model's
+    own, else the options' fallback)."""
+    if length.policy != "auto":
+        return length.policy
+    own = getattr(denoiser, "length_policy", None)
+    return own or (length.fallback if length.fallback != "auto" else "absorb")
 
 
 def _healing(canvas: Canvas, denoiser: Denoiser) -> Healing | None:
@@ -216,8 +218,12 @@ def _reviewer(
     denoiser: Denoiser,
     decode: Callable[[list[int]], str],
 ):
-    def review(x: torch.Tensor):
-        view = CanvasView(
+    """``review(x)``: the constraint's remasks for the canvas ``x``; ``review.accepts(x)``:
+    whether a finished canvas has no new error (the constraint's ``check`` where it has
+    one: a draft is judged whole, not token by token)."""
+
+    def view(x: torch.Tensor) -> CanvasView:
+        return CanvasView(
             text=request.text,
             language=request.language,
             holes=_views(canvas, x),
@@ -226,8 +232,12 @@ def _reviewer(
             tokenizer=denoiser.tokenizer,
             decode=decode,
         )
-        return constraint.review(view)
 
+    def review(x: torch.Tensor):
+        return constraint.review(view(x))
+
+    check = getattr(constraint, "check", None)
+    review.accepts = lambda x: not (check(view(x)) if check else review(x))
     return review
 
 

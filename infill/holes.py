@@ -48,12 +48,36 @@ def find_markers(
     return holes
 
 
-def parse_range(spec: str) -> tuple[int, int]:
-    """``"START:END"`` character offsets, as the CLI takes them."""
+def parse_range(spec: str, text: str = "") -> tuple[int, int]:
+    """Character offsets of a range as the CLI takes it: ``START:END`` offsets, or
+    ``LINE:COL-LINE:COL`` as editors show positions (1-based lines and columns, columns
+    in characters; the end is exclusive, as a selection's is)."""
+    if "-" in spec.lstrip("-"):
+        ends = spec.split("-")
+        points = [e.split(":") for e in ends]
+        if len(ends) != 2 or not all(len(q) == 2 and all(x.strip().isdigit() for x in q)
+                                     for q in points):
+            raise InfillError(f"bad range {spec!r}: expected LINE:COL-LINE:COL (1-based)")
+        return tuple(_offset(text, int(q[0]), int(q[1]), spec) for q in points)
     parts = spec.split(":")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise InfillError(f"bad range {spec!r}: expected START:END character offsets")
+        raise InfillError(f"bad range {spec!r}: expected START:END character offsets "
+                          "or LINE:COL-LINE:COL")
     return int(parts[0]), int(parts[1])
+
+
+def _offset(text: str, line: int, col: int, spec: str) -> int:
+    """The offset of 1-based ``line``:``col`` (a column just past the line's end is its
+    end, where an insertion goes)."""
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines):
+        raise InfillError(f"bad range {spec!r}: line {line} is outside the document "
+                          f"(1-{len(lines)})")
+    body = lines[line - 1].removesuffix("\r")
+    if not 1 <= col <= len(body) + 1:
+        raise InfillError(f"bad range {spec!r}: column {col} is outside line {line} "
+                          f"(1-{len(body) + 1})")
+    return sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
 
 
 def holes_from_ranges(

@@ -3,11 +3,16 @@
 - At the end of a line (nothing but the newline after the cursor) a fill is one line.
 - Between two lines (the hole starts and ends at line starts) a fill is whole lines.
 - A fill never leaves a half line glued to the text after it.
+- Between two sentences of a paragraph a fill is whole sentences (``between_sentences``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal
+
+#: The end of a sentence: its mark, then any closing quotes or brackets.
+SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
 
 LineShape = Literal["single_line", "whole_lines", "free"]
 
@@ -45,3 +50,13 @@ def shape_fill(fill: str, text: str, start: int, end: int, ended: bool = False) 
         # Keep the complete lines; a lone or finished partial line gets a newline.
         return fill[: last + 1] if last >= 0 and not ended else fill + newline
     return fill
+
+
+def between_sentences(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` sits inside a line, after a finished sentence and before
+    one that starts (a capital letter): a fill there must end a sentence too."""
+    if start == 0 or text[start - 1] == "\n":
+        return False
+    before = text[:start].rstrip(" \t")
+    after = text[end:].lstrip(" \t")
+    return bool(SENTENCE_END.search(before)) and after[:1].isupper()

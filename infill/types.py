@@ -117,6 +117,8 @@ class LengthOptions:
     """How auto-length holes find their length (see ``infill.length``)."""
 
     policy: LengthPolicy = "auto"
+    #: What ``auto`` means for a model with no policy of its own (ghost text: ``grow``).
+    fallback: LengthPolicy = "absorb"
     #: grow: masks a hole starts with, masks opened at a time, and the end-token
     #: probability after the masks below which the hole grows.
     initial: int = 8
@@ -127,10 +129,11 @@ class LengthOptions:
     scorer: Literal["confidence", "likelihood"] = "confidence"
 
     def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
-            raise InfillError(
-                f"unknown length policy {self.policy!r} (use {', '.join(POLICIES)})"
-            )
+        for policy in (self.policy, self.fallback):
+            if policy not in POLICIES:
+                raise InfillError(
+                    f"unknown length policy {policy!r} (use {', '.join(POLICIES)})"
+                )
         if self.initial < 1 or self.step < 1:
             raise InfillError("grow needs initial and step of at least 1 token")
         if not self.candidates or min(self.candidates) < 1:

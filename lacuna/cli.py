@@ -52,8 +52,24 @@ def read_text_file(path: Path) -> str:
         raise CliError(f"{path} is not UTF-8 text (bad byte at offset {e.start})") from None
 
 
+def read_text_stdin() -> str:
+    """Standard input's text, byte-exact, with the checks a file gets."""
+    data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise CliError(f"stdin holds over {MAX_FILE_BYTES // 2**20} MiB; Lacuna fills "
+                       f"documents up to {MAX_FILE_BYTES // 2**20} MiB")
+    if b"\x00" in data[:65536]:
+        raise CliError("stdin looks binary (it contains NUL bytes); Lacuna fills text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CliError(f"stdin is not UTF-8 text (bad byte at offset {e.start})") from None
+
+
 def write_text_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` in one rename, keeping its permissions; never a half-written file."""
+    """Replace ``path`` in one rename, keeping its permissions; never a half-written file.
+    A symlink stays a symlink: its target is the file replaced."""
+    path = Path(os.path.realpath(path))
     mode = path.stat().st_mode
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -82,9 +98,15 @@ def cmd_fill(args: argparse.Namespace) -> int:
     from infill.holes import find_markers, holes_from_ranges, parse_range, validate_holes
 
     path = Path(args.file)
-    text = read_text_file(path)
+    if args.file == "-":
+        if args.write:
+            raise CliError("--write needs a file; the text from stdin is filled to stdout")
+        text = read_text_stdin()
+    else:
+        text = read_text_file(path)
     if args.range:
-        holes = holes_from_ranges([parse_range(r) for r in args.range], budget=args.budget)
+        holes = holes_from_ranges([parse_range(r, text) for r in args.range],
+                                  budget=args.budget)
     else:
         holes = find_markers(text, args.marker, budget=args.budget)
     language = args.language or EXTENSION_LANGUAGES.get(path.suffix.lower(), "plaintext")
@@ -164,16 +186,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from infill.models import detect_family
     from infill.models.default import resolve_model
     from infill.models.report import describe
-
-    path, note = resolve_model(args.model)
-    rows.append(("model", str(path)))
-    if note:
-        rows.append(("note", note))
-    found = detect_family(path)
-    rows.append(("family", found.family))
+    from infill.models.weights import ModelLoadError
     from quant import load
 
-    denoiser = load(path, device=args.device or "auto", mode=args.quant or "auto")
+    try:
+        path, note = resolve_model(args.model)
+        rows.append(("model", str(path)))
+        if note:
+            rows.append(("note", note))
+        rows.append(("family", detect_family(path).family))
+        denoiser = load(path, device=args.device or "auto", mode=args.quant or "auto")
+    except ModelLoadError:
+        _print_rows(rows)  # what is installed is worth seeing most when a model fails
+        raise
     info = describe(denoiser)
     report = denoiser.quant_report
     rows += [
@@ -185,10 +210,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if "future_bias" in info:  # attention annealed from causal (see docs/default-model.md)
         fb = info["future_bias"]
         rows.append(("future bias", f"mean {fb['mean']}, min {fb['min']}, max {fb['max']}"))
+    if getattr(denoiser, "drafter", None) is not None:
+        rows.append(("length policy", f"{denoiser.length_policy} (the causal view drafts, "
+                                      "the text after the hole picks)"))
+    _print_rows(rows)
+    return 0
+
+
+def _print_rows(rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
-        print(f"{k:<{width}}  {v}")
-    return 0
+        print(f"{k:<{width}}  {v}", flush=True)
 
 
 def _version_of(module: str, dist: str | None = None) -> str:
@@ -209,14 +241,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lacuna")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lacuna", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"lacuna {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     f = sub.add_parser("fill", help="fill [MASK] markers or character ranges of a file")
-    f.add_argument("file")
+    f.add_argument("file", help="the file to fill, or - for standard input")
     f.add_argument("--range", action="append", metavar="START:END",
-                   help="character offsets to fill (repeatable); default: every marker")
+                   help="character offsets to fill, or LINE:COL-LINE:COL as editors show "
+                        "positions (1-based; repeatable); default: every marker")
     f.add_argument("--marker", default="[MASK]", help="marker text (default: [MASK])")
     f.add_argument("--budget", type=int, default=32,
                    help="token budget of auto-length holes (default: 32)")
@@ -265,11 +308,23 @@ def _model_args(p: argparse.ArgumentParser) -> None:
                         "nf4 on CUDA; the fastest measured mode on the CPU)")
 
 
+def _joined_ranges(argv: list[str]) -> list[str]:
+    """``--range -1:5`` as ``--range=-1:5``: argparse would read a value starting with
+    ``-`` as an option and print its usage instead of the range's own error."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if out and out[-1] == "--range" and arg.startswith("-") and arg != "-" and i:
+            out[-1] = f"--range={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from infill.models.weights import ModelLoadError
     from infill.types import InfillError
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_joined_ranges(sys.argv[1:] if argv is None else argv))
     try:
         return args.run(args)
     except (CliError, InfillError, ModelLoadError) as e:

@@ -25,7 +25,7 @@ lengthPolicy              auto-length holes: ``auto`` (the model's own), ``absor
 cache                     reuse the context's keys/values between steps              ``False``
 inlineThreshold           confidence threshold for ghost text (latency first)        ``0.9``
 inlineContext             context tokens around the cursor for ghost text            ``256``
-inlineLengthPolicy        length policy of ghost text                                 ``auto``
+inlineLengthPolicy        ghost text's (``auto``: ``grow`` for a model without one)  ``auto``
 inlineSyntaxConstraint    the tree-sitter constraint for ghost text too (6x slower)  ``False``
 ========================  ==========================================================  ===========
 """

@@ -449,7 +449,9 @@ def sampling(settings: Settings) -> SamplingOptions:
 
 
 def make_request(doc, text: str, holes: list[Hole], settings: Settings,
-                 constrain: bool) -> InfillRequest:
+                 constrain: bool, ghost: bool = False) -> InfillRequest:
+    """The engine's request; ``ghost``: for ghost text, whose ``auto`` length policy means
+    ``grow`` (fewest passes) for a model with no policy of its own."""
     try:
         holes = validate_holes(text, holes)
     except InfillError as e:
@@ -461,7 +463,8 @@ def make_request(doc, text: str, holes: list[Hole], settings: Settings,
         options=sampling(settings),
         constrain=constrain,
         context_tokens=settings.context_tokens,
-        length=LengthOptions(policy=settings.length_policy),
+        length=LengthOptions(policy=settings.length_policy,
+                             fallback="grow" if ghost else "absorb"),
     )
 
 
@@ -691,7 +694,8 @@ def build_server(defaults: Settings | None = None, worker: Worker | None = None)
             raise invalid(f"inlineCompletion: {e}") from None
         hole = Hole(offset, offset, Length.auto(settings.inline_budget))
         constraint, _ = ls.constraint_for(doc.language_id or "", settings.syntax_constraint)
-        request = make_request(doc, text, [hole], settings, constraint is not None)
+        request = make_request(doc, text, [hole], settings, constraint is not None,
+                               ghost=True)
         progress = None
         if params.work_done_token is not None:
             progress = Progress(ls, "Lacuna", params.work_done_token, None, create=False)

@@ -46,6 +46,54 @@ def test_fill_ranges_and_write_in_place(tmp_path, model_env, capfdbinary):
     assert text.startswith("keep ") and text.endswith(" keep")
 
 
+def test_write_through_a_symlink_replaces_its_target_and_keeps_the_link(
+        tmp_path, model_env, capfdbinary):
+    target = tmp_path / "real.txt"
+    target.write_text("keep [this] keep", encoding="utf-8")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    code, _, err = run(capfdbinary, "fill", str(link), "--range", "5:11", "--write")
+    assert code == 0, err
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    text = target.read_text(encoding="utf-8")
+    assert text != "keep [this] keep" and text.startswith("keep ") and text.endswith(" keep")
+
+
+def test_stdin_is_filled_to_stdout(model_env, capfdbinary, monkeypatch):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"keep [this] keep")))
+    code, out, err = run(capfdbinary, "fill", "-", "--range", "1:6-1:12")
+    assert code == 0, err
+    assert out.startswith("keep ") and out.endswith(" keep") and "[this]" not in out
+    code, _, err = run(capfdbinary, "fill", "-", "--write")
+    assert code == 2 and "--write needs a file" in err
+
+
+def test_a_negative_range_gets_the_range_error_not_the_usage(tmp_path, model_env,
+                                                             capfdbinary):
+    src = tmp_path / "x.txt"
+    src.write_text("x = [MASK]", encoding="utf-8")
+    code, _, err = run(capfdbinary, "fill", str(src), "--range", "-1:5")
+    assert code == 2 and err.startswith("lacuna: error: bad range '-1:5'")
+    assert "usage" not in err
+
+
+def test_doctor_with_a_bad_model_still_prints_what_is_installed(capfdbinary, tmp_path):
+    code, out, err = run(capfdbinary, "doctor", "--model", str(tmp_path / "missing"))
+    assert code == 2 and err.startswith("lacuna: error:")
+    assert "torch" in out and "tree-sitter" in out and "pygls" in out
+
+
+def test_version_names_the_installed_package(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"lacuna {version('lacuna')}"
+
+
 @pytest.mark.parametrize(
     "content, argv, message",
     [

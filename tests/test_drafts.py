@@ -72,3 +72,23 @@ def test_drafts_need_a_model_with_a_causal_view():
                             length=LengthOptions(policy="drafts"))
     with pytest.raises(InfillError, match="causal view"):
         fill(request, ScriptedDenoiser([[[END_ID]]]))
+
+
+def test_a_hole_between_two_sentences_is_filled_with_whole_sentences():
+    # "x" alone would hand over to "B." a little likelier than "x." does; but between
+    # two sentences a fill ends a sentence.
+    rules = {"a": {".": 1.0}, "a.": {" x": 0.9}, "a. x": {"B": 0.5, ".": 0.5},
+             "a. x.": {"B": 0.9}}
+    assert filled(embedded_like(rules), "a. HOLEB.\n") == "x."
+    lower = {k: {t.lower(): p for t, p in d.items()} for k, d in rules.items()}
+    assert filled(embedded_like(lower), "a. HOLEb.\n") == "x"  # "b" starts no sentence
+
+
+def test_between_sentences_means_inside_a_paragraph_before_a_capital():
+    from infill.lines import between_sentences
+
+    text = "It rained. She left.\nx = 1\n"
+    at = text.index("She")
+    assert between_sentences(text, at, at)
+    assert not between_sentences(text, at + 1, at + 1)  # mid-word, after no sentence end
+    assert not between_sentences(text, text.index("x"), text.index("x"))  # a line start

@@ -35,6 +35,18 @@ def test_ranges_parse_and_empty_ranges_are_insertions():
             parse_range(bad)
 
 
+def test_ranges_as_editors_show_them_are_one_based_lines_and_columns():
+    text = "def f():\r\n    return 1\n\n"
+    start, end = parse_range("2:12-2:13", text)  # the "1", as an editor shows it
+    assert text[start:end] == "1"
+    assert parse_range("3:1-3:1", text) == (text.index("\n\n") + 1,) * 2  # an empty line
+    assert parse_range("1:9-1:9", text) == (8, 8)  # just past the line's end
+    for bad, why in [("0:1-1:1", "line 0"), ("2:99-2:99", "column 99"),
+                     ("9:1-9:1", "line 9"), ("2:1-", "LINE:COL-LINE:COL")]:
+        with pytest.raises(InfillError, match=why):
+            parse_range(bad, text)
+
+
 @pytest.mark.parametrize(
     "holes, message",
     [

@@ -109,3 +109,12 @@ def test_best_of_reports_each_step_with_the_leading_candidate():
     assert seen[-1].masks_left == 0 and seen[-1].total == 8
     assert all(s.committed >= 1 for s in seen)
     assert len(texts[-1]) > len(texts[0])  # the live text grows as the fill proceeds
+
+
+def test_auto_means_the_models_own_policy_else_the_fallback():
+    # A diffusion checkpoint names no policy of its own: auto is the fallback.
+    assert run(wants(6), "auto").length[0]["policy"] == "absorb"
+    assert run(wants(6), "auto", fallback="grow").length[0]["policy"] == "grow"
+    den = wants(6)
+    den.length_policy = "best_of"  # a model that names its own
+    assert run(den, "auto", fallback="grow").length[0]["policy"] == "best_of"

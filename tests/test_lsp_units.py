@@ -181,10 +181,14 @@ def test_ghost_text_takes_the_inline_preset_and_explicit_fills_keep_the_length_p
     hole = [Hole(4, 4, Length.auto(16))]
     settings, problems = merge(Settings(), {"inlineContext": 64})
     assert problems == []
-    inline = make_request(doc, "x = \n", hole, settings.for_ghost_text(), constrain=False)
+    inline = make_request(doc, "x = \n", hole, settings.for_ghost_text(), constrain=False,
+                          ghost=True)
     explicit = make_request(doc, "x = \n", hole, settings, constrain=False)
-    assert inline.length.policy == "auto" and inline.context_tokens == 64
-    assert explicit.length.policy == "auto" and explicit.context_tokens is None
+    # auto: the model's own policy; for a model with none, ghost text grows its hole.
+    assert inline.length.policy == "auto" and inline.length.fallback == "grow"
+    assert inline.context_tokens == 64
+    assert explicit.length.policy == "auto" and explicit.length.fallback == "absorb"
+    assert explicit.context_tokens is None
     settings, problems = merge(settings, {"inlineLengthPolicy": "best_of"})
     assert problems == []
     best_of = make_request(doc, "x = \n", hole, settings.for_ghost_text(), constrain=False)
