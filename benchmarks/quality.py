@@ -266,6 +266,8 @@ def main(argv=None) -> int:
                         ("--steps", args.steps), ("--context", args.context)):
         if value is not None:
             flags += [flag, str(value)]
+    if args.constrain:
+        flags.append("--constrain")  # the request asks for it; the constraint object serves it
     options = cli_request(flags, "x", [], "plaintext").options
     constraint = None
     if args.constrain:

@@ -32,15 +32,16 @@ if TYPE_CHECKING:  # the models package imports this module
 @dataclass(frozen=True)
 class Draft:
     """One proposed fill: its tokens (the healed text first), its text without the healed
-    text, whether it ends before a line break it leaves to the following text, and its
-    scores (``proposed``: beam log-probability with the end; ``score``: with the text
-    after the hole)."""
+    text, the white space it still owes the following text (a line break before a line
+    start, a space before a word after one; ``""`` when none), and its scores
+    (``proposed``: beam log-probability with the end; ``score``: with the text after the
+    hole)."""
 
     tokens: tuple[int, ...]
     #: Each token's log-probability under the causal view as it was proposed.
     logps: tuple[float, ...]
     text: str
-    broken: bool
+    owed: str
     proposed: float
     score: float = -math.inf
 
@@ -89,7 +90,7 @@ class Drafter:
         return self._past, self._last
 
     @torch.inference_mode()
-    def propose(self, context: list[int], heal: str, after: str, line_start: bool,
+    def propose(self, context: list[int], heal: str, after: str, owed: str,
                 budget: int, exact: bool = False,
                 on_step: Callable[[int, tuple[int, ...]], None] | None = None,
                 should_cancel: Callable[[], bool] | None = None, keep: int | None = None,
@@ -97,18 +98,19 @@ class Drafter:
         """Drafts of at most ``budget`` tokens (exactly ``budget`` when ``exact``) after
         ``context`` (token ids, the healed token left out), the first spelling ``heal``.
         A draft ends where the model's next token would begin ``after`` (the text after the
-        hole; before it, a line break first when the hole ends at a line start and the
-        draft has none yet). Returns the drafts, best proposed first, and the context's
-        key/value cache and last logits for ``rank``. When no beam ended within the
-        budget, the likeliest beam is the one draft (cut off). ``on_step`` sees each step
-        and the leading beam's tokens; ``should_cancel`` is asked before each step; ``keep``
-        overrides how many drafts are returned; ``sentences``: a draft ends only where a
-        sentence does (a hole between two sentences, ``infill.lines.between_sentences``)."""
+        hole), or, until the draft ends with ``owed`` (the white space a fill must end with
+        there: a line break before a line start), ``owed`` + ``after``. Returns the drafts,
+        best proposed first, and the context's key/value cache and last logits for
+        ``rank``. When no beam ended within the budget, the likeliest beam is the one draft
+        (cut off). ``on_step`` sees each step and the leading beam's tokens;
+        ``should_cancel`` is asked before each step; ``keep`` overrides how many drafts are
+        returned; ``sentences``: a draft ends only where a sentence does (a hole between two
+        sentences, ``infill.lines.between_sentences``)."""
         keep = keep or self.keep
         past, start_logits = self._read(context)
         direct = beginning(self.tokenizer, self.tokens, after, self.end_ids, self.special)
-        broken = (beginning(self.tokenizer, self.tokens, "\n" + after, self.end_ids,
-                            self.special) if line_start and after else direct)
+        broken = (beginning(self.tokenizer, self.tokens, owed + after, self.end_ids,
+                            self.special) if owed and after else direct)
         # Each beam: its tokens, their log-probabilities, its text (the healed text first).
         beams: list[tuple[tuple[int, ...], tuple[float, ...], str]] = [((), (), "")]
         scores = torch.zeros(1, device=self._device)
@@ -126,15 +128,15 @@ class Drafter:
                 body = text[len(heal):]
                 if not exact and (not body.strip()
                                   or (body[-1].isspace() and after[:1].isspace())
-                                  or (sentences and not SENTENCE_END.search(body))):
+                                  or (sentences and not SENTENCE_END.search(body.rstrip()))):
                     # A hole asked for gets text; and a fill never ends in white space the
                     # following text begins with (the tokenizer would have joined them).
                     continue
-                ends_line = (heal + body).endswith("\n") or not (heal + body)
-                mask = direct if ends_line or not line_start else broken
+                paid = not owed or not (heal + body) or (heal + body).endswith(owed)
+                mask = direct if paid else broken
                 p_end = float(probs[b][mask.to(probs.device)].sum()) if not exact else 1.0
                 if p_end > 0:
-                    done.append(Draft(toks, logps, body, line_start and not ends_line,
+                    done.append(Draft(toks, logps, body, "" if paid else owed,
                                       float(scores[b]) + math.log(p_end)))
             if step == budget:
                 break
@@ -165,7 +167,7 @@ class Drafter:
                 on_step(step + 1, beams[0][0])
         if not done and beams[0][0]:
             toks, logps, text = beams[0]
-            done.append(Draft(toks, logps, text[len(heal):], False, float(scores[0])))
+            done.append(Draft(toks, logps, text[len(heal):], "", float(scores[0])))
         done.sort(key=lambda d: d.proposed, reverse=True)
         return done[:keep], past, start_logits
 
@@ -178,7 +180,7 @@ class Drafter:
             return []
         after_ids = self.tokenizer(after[:2000], add_special_tokens=False)["input_ids"]
         tail = self.tokenizer.decode(after_ids[: self.window])
-        texts = [heal + d.text + ("\n" if d.broken else "") + tail for d in drafts]
+        texts = [heal + d.text + d.owed + tail for d in drafts]
         seqs = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
         longest = max(len(s) for s in seqs)
         pad = min(self.end_ids)
@@ -193,7 +195,7 @@ class Drafter:
         real = torch.tensor([[i < len(s) for i in range(longest)] for s in seqs],
                             device=token_lp.device)
         totals = token_lp.masked_fill(~real, 0).sum(-1).tolist()
-        ranked = [Draft(d.tokens, d.logps, d.text, d.broken, d.proposed, s)
+        ranked = [Draft(d.tokens, d.logps, d.text, d.owed, d.proposed, s)
                   for d, s in zip(drafts, totals, strict=True)]
         ranked.sort(key=lambda d: d.score, reverse=True)
         return ranked
@@ -224,7 +226,7 @@ def fill_canvas(drafter: Drafter, canvas: Canvas, text: str, prefix_ids: list[in
             raise InfillError("the drafts policy needs a token before the hole")
         nxt = canvas.runs[i + 1].hole.start if i + 1 < len(canvas.runs) else canvas.window[1]
         after = text[run.hole.end : max(run.hole.end, min(nxt, canvas.window[1]))]
-        line_start = run.hole.end > 0 and text[run.hole.end - 1] == "\n"
+        owed = owed_space(text, run.hole.end, after)
         done_before = steps
 
         def progress(step: int, lead: tuple[int, ...], positions=positions,
@@ -236,25 +238,26 @@ def fill_canvas(drafter: Drafter, canvas: Canvas, text: str, prefix_ids: list[in
             on_step(offset + step, offset + len(positions), len(positions) - len(lead),
                     1, shown)
 
-        drafts, past, start = drafter.propose(context, run.heal, after, line_start,
+        drafts, past, start = drafter.propose(context, run.heal, after, owed,
                                               len(positions), exact=run.exact,
                                               on_step=progress, should_cancel=should_cancel,
                                               keep=None if accept is None else 2 * drafter.keep,
                                               sentences=between_sentences(text, run.hole.start,
                                                                           run.hole.end))
         ranked = drafter.rank(drafts, run.heal, after, past, start)
+        owed_ids = drafter.tokenizer(owed, add_special_tokens=False)["input_ids"] if owed else []
         steps += max((len(d.tokens) for d in drafts), default=0)
         passes += max((len(d.tokens) for d in drafts), default=0) + 2
         chosen = None
         for draft in ranked:
-            _place(x, positions, draft, end_id)
+            _place(x, positions, draft, end_id, owed_ids)
             if accept is None or accept(x):
                 chosen = draft
                 break
             rejected += 1
         if chosen is None and ranked:
             chosen = ranked[0]  # the constraint rejects all: the likeliest stands
-            _place(x, positions, chosen, end_id)
+            _place(x, positions, chosen, end_id, owed_ids)
         if chosen is not None:
             confidence.update({p: math.exp(lp) for p, lp in zip(positions, chosen.logps,
                                                                  strict=False)})
@@ -265,7 +268,21 @@ def fill_canvas(drafter: Drafter, canvas: Canvas, text: str, prefix_ids: list[in
     return Sampled(x, confidence, steps, passes, satisfied=satisfied), report
 
 
-def _place(x: torch.Tensor, positions: list[int], draft: Draft, end_id: int) -> None:
-    tokens = list(draft.tokens[: len(positions)])
+def owed_space(text: str, end: int, after: str) -> str:
+    """The white space a fill of a hole ending at ``end`` must end with: a line break
+    before a line start; a space where a space precedes the hole and a word follows it."""
+    if end > 0 and text[end - 1] == "\n":
+        return "\n"
+    if end > 0 and text[end - 1] == " " and after[:1].strip():
+        return " "
+    return ""
+
+
+def _place(x: torch.Tensor, positions: list[int], draft: Draft, end_id: int,
+           owed_ids: list[int]) -> None:
+    """The draft's tokens at ``positions``, the white space it owes after them where it
+    fits (``owed_ids``), the family's end token in the rest."""
+    tokens = list(draft.tokens) + (owed_ids if draft.owed else [])
+    tokens = tokens[: len(positions)]
     x[positions] = torch.tensor(tokens + [end_id] * (len(positions) - len(tokens)),
                                 dtype=torch.long)

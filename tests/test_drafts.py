@@ -77,11 +77,17 @@ def test_drafts_need_a_model_with_a_causal_view():
 def test_a_hole_between_two_sentences_is_filled_with_whole_sentences():
     # "x" alone would hand over to "B." a little likelier than "x." does; but between
     # two sentences a fill ends a sentence.
-    rules = {"a": {".": 1.0}, "a.": {" x": 0.9}, "a. x": {"B": 0.5, ".": 0.5},
-             "a. x.": {"B": 0.9}}
-    assert filled(embedded_like(rules), "a. HOLEB.\n") == "x."
+    rules = {"a": {".": 1.0}, "a.": {"x": 0.9}, "a.x": {"B": 0.5, ".": 0.5},
+             "a.x.": {"B": 0.9}}
+    assert filled(embedded_like(rules), "a.HOLEB.\n") == "x."
     lower = {k: {t.lower(): p for t, p in d.items()} for k, d in rules.items()}
-    assert filled(embedded_like(lower), "a. HOLEb.\n") == "x"  # "b" starts no sentence
+    assert filled(embedded_like(lower), "a.HOLEb.\n") == "x"  # "b" starts no sentence
+
+
+def test_after_a_space_and_before_a_word_a_fill_ends_with_a_space():
+    rules = {"x =": {" ": 1.0}, "x = ": {"a": 0.9}, "x = a": {" ": 0.9, "y": 0.1},
+             "x = a ": {"y": 0.5, "+": 0.5}, "x = a +": {" ": 0.9}, "x = a + ": {"y": 0.9}}
+    assert filled(embedded_like(rules), "x = HOLEy\n") in ("a ", "a + ")
 
 
 def test_between_sentences_means_inside_a_paragraph_before_a_capital():
