@@ -68,7 +68,7 @@ suite("settings mapping", () => {
     assert.equal(settings.marker, "[MASK]");
     assert.equal(settings.budget, 32);
     assert.equal(settings.lengthPolicy, "auto");
-    assert.equal(settings.inlineLengthPolicy, "grow");
+    assert.equal(settings.inlineLengthPolicy, "auto");
     assert.equal(settings.cache, false);
     assert.equal(problems.length, 10);
     assert.ok(problems.every((p) => p.startsWith("lacuna.")));
