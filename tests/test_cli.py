@@ -85,6 +85,17 @@ def test_doctor_with_a_bad_model_still_prints_what_is_installed(capfdbinary, tmp
     assert "torch" in out and "tree-sitter" in out and "pygls" in out
 
 
+def test_a_model_without_its_tokenizer_file_is_one_error_line(tmp_path, tiny_model_dir,
+                                                              capfdbinary):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "tokenizer.json").unlink()
+    src = tmp_path / "x.py"
+    src.write_text("x = [MASK]\n", encoding="utf-8")
+    code, _, err = run(capfdbinary, "fill", str(src), "--model", str(model))
+    assert code == 2 and err.count("\n") == 1 and "no tokenizer.json" in err
+
+
 def test_version_names_the_installed_package(capsys):
     from importlib.metadata import version
 

@@ -173,7 +173,11 @@ def load_tokenizer(path: str | Path):
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True,
                                             trust_remote_code=False)
     except Exception as e:  # transformers raises many types for a broken directory
-        raise ModelLoadError(f"cannot load the tokenizer in {path}: {e}") from None
+        # One line: transformers' messages run over several.
+        first = str(e).strip().splitlines()[0].rstrip(" :") if str(e).strip() else type(e).__name__
+        if not (Path(path) / "tokenizer.json").is_file():
+            first += " (the directory has no tokenizer.json: save the model's fast tokenizer there)"
+        raise ModelLoadError(f"cannot load the tokenizer in {path}: {first}") from None
     if not getattr(tok, "is_fast", False):
         raise ModelLoadError(f"the tokenizer in {path} has no fast (tokenizer.json) version")
     return tok
