@@ -62,6 +62,11 @@ class Drafter:
     keep: int = 4
     window: int = 24
     device: torch.device | str = "cpu"
+    #: The network the beam steps run on, when not ``model``: on a CPU a bf16 copy, since a
+    #: step streams every weight for a handful of tokens (1.8x faster a step measured, 98%
+    #: of next-token choices the same on HumanEval text) while the prefill and the ranking,
+    #: many tokens a pass, stay faster in fp32.
+    stepper: Transformer | None = None
 
     def __post_init__(self) -> None:
         self._texts = vocabulary_texts(self.tokenizer)[: self.tokens]
@@ -115,7 +120,8 @@ class Drafter:
         beams: list[tuple[tuple[int, ...], tuple[float, ...], str]] = [((), (), "")]
         scores = torch.zeros(1, device=self._device)
         last = start_logits[None]
-        beam_past = past.branch()
+        stepper = self.stepper or self.model
+        beam_past = past.cast(_dtype_of(stepper)).branch()
         done: list[Draft] = []
         for step in range(budget + 1):
             if should_cancel is not None and should_cancel():
@@ -161,7 +167,7 @@ class Drafter:
                      for r, t, s in zip(rows.tolist(), picked.tolist(), steps, strict=True)]
             scores = top.values
             beam_past = beam_past.select(rows)
-            logits, beam_past = self.model.extend(picked[:, None].to(self._device), beam_past)
+            logits, beam_past = stepper.extend(picked[:, None].to(self._device), beam_past)
             last = logits[:, -1]
             if on_step is not None:
                 on_step(step + 1, beams[0][0])
@@ -266,6 +272,11 @@ def fill_canvas(drafter: Drafter, canvas: Canvas, text: str, prefix_ids: list[in
     report["rejected"] = rejected
     satisfied = None if accept is None else accept(x)
     return Sampled(x, confidence, steps, passes, satisfied=satisfied), report
+
+
+def _dtype_of(model) -> torch.dtype:
+    weight = getattr(getattr(model, "embed_tokens", None), "weight", None)
+    return weight.dtype if weight is not None else torch.float32
 
 
 def owed_space(text: str, end: int, after: str) -> str:

@@ -143,6 +143,9 @@ class RowsPast:
     def branch(self) -> RowsPast:
         return RowsPast([], self.shared_rows + (self.rows[0] if self.rows else []))
 
+    def cast(self, dtype) -> RowsPast:
+        return self
+
     def select(self, rows: torch.Tensor) -> RowsPast:
         if not self.rows:
             return RowsPast([[] for _ in rows.tolist()], self.shared_rows)

@@ -39,3 +39,17 @@ def test_a_context_grown_token_by_token_matches_one_pass():
             steps.append(logits)
         full = model(ids, causal=True)
     assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-4)
+
+
+def test_a_bf16_copy_steps_on_from_an_fp32_context():
+    import copy
+
+    model = small_model()
+    half = copy.deepcopy(model).to(torch.bfloat16)
+    context, step = torch.tensor([[3, 14, 15, 9]]), torch.tensor([[26], [5]])
+    with torch.inference_mode():
+        _, past = model.extend(context)
+        fast, _ = half.extend(step, past.cast(torch.bfloat16).branch())
+        exact, _ = model.extend(step, past.branch())
+    assert fast.dtype == torch.bfloat16
+    assert torch.allclose(fast.float(), exact, atol=5e-2, rtol=5e-2)

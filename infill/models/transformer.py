@@ -104,6 +104,13 @@ class PastKV:
             raise ValueError("only a batch-1 context without a shared part can be branched")
         return PastKV([], self.length, self)
 
+    def cast(self, dtype: torch.dtype) -> PastKV:
+        """This cache in ``dtype`` (a copy; itself when it already is)."""
+        if not self.layers or self.layers[0][0].dtype == dtype:
+            return self
+        return PastKV([(k.to(dtype), v.to(dtype)) for k, v in self.layers], self.length,
+                      self.shared and self.shared.cast(dtype))
+
     def prefix(self, length: int) -> PastKV:
         """The cache of the first ``length`` positions (no shared part)."""
         if self.shared is not None:

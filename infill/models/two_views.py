@@ -78,7 +78,7 @@ class TwoViewDenoiser:
         special = frozenset(getattr(self.tokenizer, "all_special_ids", []) or [])
         self.drafter = (None if network is None else
                         Drafter(network, self.tokenizer, self.tokens, self.end_ids, special,
-                                device=self.device or "cpu"))
+                                device=self.device or "cpu", stepper=_bf16_on_cpu(network)))
         self.length_policy = None if network is None else "drafts"
         self._firsts: set[int] = set()
         self._endings: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -186,6 +186,16 @@ class TwoViewDenoiser:
             out[b, r] = combine_at_frontier(view[b, index[r], : self.tokens], causal, end,
                                             p_suffix)
         return out
+
+
+def _bf16_on_cpu(network) -> Transformer | None:
+    """A bf16 copy of an fp32 network on the CPU, for the drafter's beam steps."""
+    weight = getattr(getattr(network, "embed_tokens", None), "weight", None)
+    if weight is None or weight.device.type != "cpu" or weight.dtype != torch.float32:
+        return None
+    import copy
+
+    return copy.deepcopy(network).to(torch.bfloat16)
 
 
 def combine_at_frontier(diffusion: torch.Tensor, causal: torch.Tensor, end: torch.Tensor,
