@@ -73,26 +73,9 @@ class Drafter:
         self._never = torch.zeros(self.tokens, dtype=torch.bool)
         self._never[sorted(t for t in self.special | self.end_ids if t < self.tokens)] = True
         self._device = torch.device(self.device)
-        self._ids: list[int] = []
-        self._past: PastKV | None = None
-        self._last: torch.Tensor | None = None
+        from .models.transformer import ContextCache  # here: the models package imports us
 
-    def _read(self, context: list[int]) -> tuple[PastKV, torch.Tensor]:
-        """The key/value cache of ``context`` and its last logits, reusing the part shared
-        with the context read last (the holes of one document, a document filled again)."""
-        same = 0
-        for a, b in zip(self._ids, context, strict=False):
-            if a != b:
-                break
-            same += 1
-        if same == len(context) == len(self._ids) and self._last is not None:
-            return self._past, self._last
-        keep = min(same, len(context) - 1)
-        past = self._past.prefix(keep) if keep and self._past is not None else None
-        ids = torch.tensor([context[keep:]], dtype=torch.long, device=self._device)
-        logits, self._past = self.model.extend(ids, past)
-        self._ids, self._last = list(context), logits[0, -1]
-        return self._past, self._last
+        self._context = ContextCache(self.model, self._device)
 
     @torch.inference_mode()
     def propose(self, context: list[int], heal: str, after: str, owed: str,
@@ -112,7 +95,9 @@ class Drafter:
         returned; ``sentences``: a draft ends only where a sentence does (a hole between two
         sentences, ``infill.lines.between_sentences``)."""
         keep = keep or self.keep
-        past, start_logits = self._read(context)
+        # The context read last is reused where this one shares it (the holes of one
+        # document, a document filled again).
+        past, start_logits = self._context.read(context)
         direct = beginning(self.tokenizer, self.tokens, after, self.end_ids, self.special)
         broken = (beginning(self.tokenizer, self.tokens, owed + after, self.end_ids,
                             self.special) if owed and after else direct)

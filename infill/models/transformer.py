@@ -122,6 +122,38 @@ class PastKV:
         return PastKV([(k[rows], v[rows]) for k, v in self.layers], self.length, self.shared)
 
 
+class ContextCache:
+    """The keys and values of the last context a causal model read, and its last logits:
+    a context that shares a prefix with it (it grew, or a later hole of the same document)
+    costs only the tokens after that prefix."""
+
+    def __init__(self, model, device: torch.device | str | None = None) -> None:
+        self.model = model
+        #: Where the context's ids go (``None``: where the model's embeddings are).
+        self.device = device
+        self._ids: list[int] = []
+        self._past: PastKV | None = None
+        self._last: torch.Tensor | None = None
+
+    @torch.inference_mode()
+    def read(self, context: list[int]) -> tuple[PastKV, torch.Tensor]:
+        """``context``'s cache and the logits ``[vocab]`` of the token after it."""
+        same = 0
+        for a, b in zip(self._ids, context, strict=False):
+            if a != b:
+                break
+            same += 1
+        if same == len(context) == len(self._ids) and self._last is not None:
+            return self._past, self._last
+        keep = min(same, len(context) - 1)
+        past = self._past.prefix(keep) if keep and self._past is not None else None
+        device = self.device or self.model.embed_tokens.weight.device
+        ids = torch.tensor([context[keep:]], dtype=torch.long, device=device)
+        logits, self._past = self.model.extend(ids, past)
+        self._ids, self._last = list(context), logits[0, -1]
+        return self._past, self._last
+
+
 def attend_after_shared(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                         shared_k: torch.Tensor, shared_v: torch.Tensor) -> torch.Tensor:
     """Causal attention of ``q`` ``[b, heads, n, d]`` over a batch-1 shared context

@@ -23,7 +23,7 @@ import torch
 from ..drafts import Drafter
 from ..heal import beginning
 from .native import NativeDenoiser
-from .transformer import PastKV, Transformer, forbid_untrained_rows
+from .transformer import ContextCache, Transformer, forbid_untrained_rows
 
 
 class CausalView:
@@ -32,29 +32,12 @@ class CausalView:
     def __init__(self, model: Transformer, tokens: int) -> None:
         self.model = model
         self.tokens = tokens
-        self._ids: list[int] = []
-        self._past: PastKV | None = None
-        self._last: torch.Tensor | None = None
+        self._cache = ContextCache(model)
 
     def next_logits(self, context: list[int]) -> torch.Tensor:
         """Logits ``[vocab]`` of the token after ``context`` (reusing the shared prefix
         of the last context read)."""
-        same = 0
-        for a, b in zip(self._ids, context, strict=False):
-            if a != b:
-                break
-            same += 1
-        if same == len(context) == len(self._ids) and self._last is not None:
-            return self._last
-        keep = min(same, len(context) - 1)
-        past = self._past.prefix(keep) if keep and self._past is not None else None
-        device = self.model.embed_tokens.weight.device
-        new = torch.tensor([context[keep:]], dtype=torch.long, device=device)
-        with torch.inference_mode():
-            logits, self._past = self.model.extend(new, past)
-        self._ids = list(context)
-        self._last = forbid_untrained_rows(logits[0, -1].float(), self.tokens)
-        return self._last
+        return forbid_untrained_rows(self._cache.read(context)[1].float(), self.tokens)
 
 
 class TwoViewDenoiser:
