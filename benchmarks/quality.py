@@ -244,9 +244,9 @@ def main(argv=None) -> int:
                     help="context tokens around the hole (default: all that fits)")
     ap.add_argument("--timeout", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--constrain", action="store_true",
-                    help="HumanEval fills under the tree-sitter syntax constraint (what the "
-                         "language server does by default for explicit fills)")
+    ap.add_argument("--constrain", action=argparse.BooleanOptionalAction, default=None,
+                    help="HumanEval fills under the tree-sitter syntax constraint (default: "
+                         "the CLI's, on)")
     ap.add_argument("--block-length", type=int, default=None,
                     help="semi-autoregressive blocks of this many masks (default: one block)")
     ap.add_argument("--threshold", type=float, default=None,
@@ -266,14 +266,12 @@ def main(argv=None) -> int:
                         ("--steps", args.steps), ("--context", args.context)):
         if value is not None:
             flags += [flag, str(value)]
-    if args.constrain:
-        flags.append("--constrain")  # the request asks for it; the constraint object serves it
+    if args.constrain is not None:  # the request asks for it; the constraint object serves it
+        flags.append("--constrain" if args.constrain else "--no-constrain")
     options = cli_request(flags, "x", [], "plaintext").options
-    constraint = None
-    if args.constrain:
-        from grammars import syntax_constraint
+    from grammars import constraint_for
 
-        constraint = syntax_constraint("python")
+    constraint, _ = constraint_for("python", args.constrain is not False)
     results = {}
     for spec in args.models:
         started = time.perf_counter()

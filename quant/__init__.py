@@ -12,16 +12,33 @@ infill never imports this package; it only offers the seam (``weights.WeightPlac
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
+from typing import Any
 
-from .modes import CHOICES, CPU_AUTO, MODES, QuantError, resolve_mode
-from .quantizer import Quantizer, QuantReport
-from .saved import Prequantized, is_saved, save_quantized
+from .choices import CHOICES, MODES
+
+#: The rest loads on first use (PEP 562): they import torch, the mode names do not.
+_LAZY = {
+    "CPU_AUTO": ".modes", "QuantError": ".modes", "resolve_mode": ".modes",
+    "Quantizer": ".quantizer", "QuantReport": ".quantizer",
+    "Prequantized": ".saved", "is_saved": ".saved", "save_quantized": ".saved",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'quant' has no attribute {name!r}")
+    return getattr(import_module(_LAZY[name], __name__), name)
 
 
 def quantizer_for(path: str | Path, mode: str | None = "auto", **options):
     """The placer for loading ``path``: a saved quantized copy loads as saved (``mode``
     must be ``auto`` or match), anything else is quantized to ``mode`` while it loads."""
+    from .modes import QuantError
+    from .quantizer import Quantizer
+    from .saved import Prequantized, is_saved
+
     if is_saved(path):
         pre = Prequantized(path)
         if mode not in (None, "auto", pre.mode):
@@ -46,6 +63,8 @@ def quantize(denoiser, mode: str | None, **options):
     Prefer ``load``: it quantizes while loading, so the unquantized model never exists whole.
     """
     import torch
+
+    from .quantizer import Quantizer
 
     q = Quantizer(mode or "none", **options)
     module = denoiser.model

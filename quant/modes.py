@@ -21,9 +21,7 @@ import torch
 
 from infill.models.weights import ModelLoadError
 
-MODES = ("none", "int8", "nf4", "torch-int8")
-CHOICES = ("none", "int8", "nf4", "auto", "torch-int8")
-BNB_MODES = ("int8", "nf4")
+from .choices import BNB_MODES, CHOICES, MODES  # noqa: F401  (re-exported)
 
 #: What ``auto`` picks on the CPU. Measured on a 2-core AVX2 machine (docs/benchmarks.md,
 #: 135M model): torch-int8 and nf4 are faster per pass but change a third of the top-1

@@ -37,6 +37,21 @@ def test_fill_two_markers_keeps_every_other_byte(tmp_path, model_env, capfdbinar
     assert src.read_bytes() == TWO_MARKERS.encode()  # stdout only, file untouched
 
 
+def test_the_syntax_constraint_is_on_where_a_grammar_exists_and_off_on_request(
+        tmp_path, model_env, capfdbinary):
+    src = tmp_path / "f.py"
+    src.write_text("x = [MASK]\n", encoding="utf-8")
+    code, _, err = run(capfdbinary, "fill", str(src), "--stats")
+    assert code == 0 and "'constraint': 'on'" in err, err
+    code, _, err = run(capfdbinary, "fill", str(src), "--stats", "--no-constrain")
+    assert code == 0 and "'constraint': 'off'" in err, err
+    notes = tmp_path / "notes.txt"  # no grammar: filled unconstrained, unless asked by name
+    notes.write_text("a [MASK] b", encoding="utf-8")
+    assert run(capfdbinary, "fill", str(notes))[0] == 0
+    code, _, err = run(capfdbinary, "fill", str(notes), "--constrain")
+    assert code == 2 and "no grammar for language id 'plaintext'" in err
+
+
 def test_fill_ranges_and_write_in_place(tmp_path, model_env, capfdbinary):
     src = tmp_path / "r.txt"
     src.write_text("keep [this] keep", encoding="utf-8")

@@ -163,7 +163,8 @@ def test_ghost_text_is_latency_first_and_explicit_fills_follow_the_settings():
     from lsp_server.config import Settings, merge
     from lsp_server.server import sampling
 
-    settings, problems = merge(Settings(), {"lengthPolicy": "grow", "threshold": 0.5})
+    settings, problems = merge(Settings(), {"lengthPolicy": "grow", "threshold": 0.5,
+                                            "cache": False})
     assert problems == [] and settings.length_policy == "grow"
     inline, explicit = sampling(settings.for_ghost_text()), sampling(settings)
     assert inline.threshold == 0.9 and inline.cache

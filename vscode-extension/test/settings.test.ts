@@ -62,14 +62,14 @@ suite("settings mapping", () => {
     }));
     assert.equal(settings.quant, "auto");
     assert.equal(settings.steps, null);
-    assert.equal(settings.threshold, null);
+    assert.equal(settings.threshold, 0.9);
     assert.equal(settings.temperature, 0);
     assert.equal(settings.seed, 0);
     assert.equal(settings.marker, "[MASK]");
     assert.equal(settings.budget, 32);
     assert.equal(settings.lengthPolicy, "auto");
     assert.equal(settings.inlineLengthPolicy, "auto");
-    assert.equal(settings.cache, false);
+    assert.equal(settings.cache, true);
     assert.equal(problems.length, 10);
     assert.ok(problems.every((p) => p.startsWith("lacuna.")));
     assert.match(problems.join("\n"), /lacuna\.quantization: must be one of none, int8, nf4, torch-int8, auto, got "fp4"/);
