@@ -7,7 +7,7 @@
 ``torch-int8``  torch's dynamic int8 Linear layers, per output channel (CPU only).
 ``auto``        CUDA: ``none`` when the bf16 weights fit with headroom, else ``nf4``;
                 CPU: ``CPU_AUTO``, the mode measured fastest at acceptable quality
-                (``benchmarks/quant.py``, docs/benchmarks.md).
+                (``benchmarks/quantization.py``, docs/benchmarks.md).
 
 Only the Linear layers of the network are quantized; embeddings and the output head stay in
 the load dtype unless ``include_head`` asks otherwise.
