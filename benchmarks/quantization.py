@@ -7,9 +7,9 @@ peak resident set while filling, which includes torch itself; CUDA: peak allocat
 latency of one fixed fill, token agreement of the greedy fills with the first mode (the
 unquantized one), and pass@1.
 
-    .venv/bin/python benchmarks/quant.py [--model DIR] [--device cpu] [--limit 20]
-    .venv/bin/python benchmarks/quant.py --device cuda --modes none int8 nf4
-    .venv/bin/python benchmarks/quant.py --device cuda --synthetic llada-8b   # random weights
+    .venv/bin/python benchmarks/quantization.py [--model DIR] [--device cpu] [--limit 20]
+    .venv/bin/python benchmarks/quantization.py --device cuda --modes none int8 nf4
+    .venv/bin/python benchmarks/quantization.py --device cuda --synthetic llada-8b   # random weights
 
 ``--synthetic llada-8b`` builds a network of LLaDA-8B-Base's shape and streams random bf16
 weights into it layer by layer through the same quantizer (no files, no quality numbers):
