@@ -256,9 +256,6 @@ class CanvasView:
     #: Decodes a list of token ids to text (end tokens already removed by the caller).
     decode: Callable[[list[int]], str]
 
-    def is_masked(self, token: int) -> bool:
-        return token == self.mask_id
-
 
 class Constraint(Protocol):
     """Reviews the canvas between steps and names committed tokens to remask."""
