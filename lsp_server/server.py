@@ -31,24 +31,19 @@ negotiated encoding (UTF-16 unless the client offers another).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import logging
 import sys
 from collections.abc import Callable
 from typing import Any
 
-import cattrs
 from lsprotocol import types
 from pygls.exceptions import (
     JsonRpcException,
     JsonRpcInternalError,
-    JsonRpcInvalidParams,
-    JsonRpcInvalidRequest,
     JsonRpcRequestCancelled,
 )
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import JsonRPCRequestMessage, LanguageServerProtocol, lsp_method
 
 from infill.edits import edits_from_result
 from infill.holes import find_markers, validate_holes
@@ -69,6 +64,15 @@ from infill.types import (
 from . import bodies
 from .config import Settings, merge
 from .positions import PositionError, line_spans, offset_at, range_at, range_offsets
+from .protocol import (
+    CONTENT_MODIFIED,
+    REQUEST_FAILED,
+    LacunaProtocol,
+    error,
+    forget_progress,
+    invalid,
+    unstructure,
+)
 from .worker import Job, Worker
 
 log = logging.getLogger(__name__)
@@ -80,107 +84,8 @@ KIND_SELECTION = f"{KIND}.selection"
 KIND_MARKERS = f"{KIND}.markers"
 KIND_BODY = f"{KIND}.body"
 
-SERVER_NOT_INITIALIZED = -32002
-CONTENT_MODIFIED = -32801
-REQUEST_FAILED = -32803
-
-
-def _error(code: int, message: str) -> JsonRpcException:
-    return JsonRpcException(code=code, message=message)
-
-
-def invalid(message: str) -> JsonRpcException:
-    return JsonRpcInvalidParams(message=message)
-
-
 class _Superseded(Exception):
     """An inline completion replaced by a newer one."""
-
-
-class _Malformed:
-    """A request whose params could not be structured: answered with InvalidParams."""
-
-    def __init__(self, msg_id: Any, method: str, message: str) -> None:
-        self.id, self.method, self.message = msg_id, method, message
-
-
-class LacunaProtocol(LanguageServerProtocol):
-    """pygls' protocol with the answers LSP requires where pygls stays silent.
-
-    - Malformed params of a request answer InvalidParams naming the bad field (pygls only
-      logs them, leaving the client waiting forever).
-    - Requests before ``initialize`` answer ServerNotInitialized; notifications are dropped.
-    - Requests after ``shutdown`` answer InvalidRequest.
-    - ``lacuna/*`` params arrive as plain dicts (not pygls' namedtuples, which rename keys).
-    """
-
-    initialized_ok = False
-    exit_code: int | None = None
-
-    def structure_message(self, data: dict[str, Any]):
-        is_request = "jsonrpc" in data and "method" in data and "id" in data
-        if is_request and str(data["method"]).startswith("lacuna/"):
-            return JsonRPCRequestMessage(
-                id=data["id"], method=data["method"], jsonrpc=data["jsonrpc"],
-                params=data.get("params"),
-            )
-        try:
-            return super().structure_message(data)
-        except JsonRpcException as exc:
-            if not is_request:
-                raise
-            return _Malformed(data["id"], str(data["method"]), _describe(exc, data))
-
-    @lsp_method(types.EXIT)
-    def lsp_exit(self, *args):
-        """pygls' exit, plus TCP: there ``sys.exit`` inside the connection task is swallowed
-        by asyncio and the server would keep listening, so stop the TCP server instead."""
-        if (user_handler := self.fm.features.get(types.EXIT)) is not None:
-            yield user_handler, args, None
-        self.exit_code = 0 if self._shutdown else 1
-        if getattr(self._server, "_server", None) is not None:  # serving TCP
-            self._server.shutdown()
-            return
-        if self.writer is None:
-            sys.exit(self.exit_code)
-        res = self.writer.close()
-        if inspect.isawaitable(res):
-            fut = asyncio.ensure_future(res)
-            fut.add_done_callback(lambda _: sys.exit(self.exit_code))
-        else:
-            sys.exit(self.exit_code)
-
-    def handle_message(self, message):
-        if isinstance(message, _Malformed):
-            self._send_response(message.id, error=invalid(message.message).to_response_error())
-            return
-        method = getattr(message, "method", None)
-        is_request = method is not None and hasattr(message, "id")
-        if not self.initialized_ok and method not in (types.INITIALIZE, types.EXIT):
-            if is_request:
-                err = _error(
-                    SERVER_NOT_INITIALIZED,
-                    f"the server is not initialized: send 'initialize' before {method!r}",
-                )
-                self._send_response(message.id, error=err.to_response_error())
-            return
-        if self._shutdown and is_request:
-            err = JsonRpcInvalidRequest(
-                message=f"the server is shutting down: {method!r} is not served"
-            )
-            self._send_response(message.id, error=err.to_response_error())
-            return
-        super().handle_message(message)
-
-
-def _describe(exc: Exception, data: dict[str, Any]) -> str:
-    cause = exc.__cause__
-    method = data.get("method")
-    if isinstance(cause, cattrs.ClassValidationError):
-        details = cattrs.transform_error(cause)
-        shown = "; ".join(d.replace("$.", "") for d in details[:3])
-        return f"malformed params for {method!r}: {shown}"
-    return f"malformed params for {method!r}: {cause or exc}"
 
 
 class LacunaServer(LanguageServer):
@@ -285,7 +190,7 @@ class LacunaServer(LanguageServer):
                 raise _stale(uri, version, self) from None
             raise JsonRpcRequestCancelled(message="the fill was cancelled") from None
         except ModelLoadError as e:
-            raise _error(REQUEST_FAILED, f"cannot load the model: {e}") from None
+            raise error(REQUEST_FAILED, f"cannot load the model: {e}") from None
         except InfillError as e:
             raise invalid(str(e)) from None
         except JsonRpcException:
@@ -319,7 +224,7 @@ class LacunaServer(LanguageServer):
 def _stale(uri: str, version: int | None, server: LacunaServer) -> JsonRpcException:
     doc = server.workspace.text_documents.get(uri)
     now = "closed" if doc is None else f"now at version {doc.version}"
-    return _error(
+    return error(
         CONTENT_MODIFIED,
         f"{uri} changed while the fill ran (started at version {version}, {now}); "
         "no edits were applied: ask again",
@@ -426,7 +331,7 @@ class Progress:
         if self.active:
             self.active = False
             self.server.progress_jobs.pop(self.token, None)
-            self.server.work_done_progress.tokens.pop(self.token, None)
+            forget_progress(self.server, self.token)
             self.server.work_done_progress.end(self.token, types.WorkDoneProgressEnd())
 
 
@@ -597,7 +502,7 @@ def build_server(defaults: Settings | None = None, worker: Worker | None = None)
                           "(its data is missing or unknown)")
         doc = ls.document(data.get("uri"))
         if data.get("version") != doc.version:
-            raise _error(
+            raise error(
                 CONTENT_MODIFIED,
                 f"{doc.uri} changed since the action was offered (version "
                 f"{data.get('version')}, now {doc.version}): ask for code actions again",
@@ -648,7 +553,7 @@ def build_server(defaults: Settings | None = None, worker: Worker | None = None)
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
             raise invalid(f"{FILL_METHOD}: version must be an integer, got {version!r}")
         if version is not None and version != doc.version:
-            raise _error(
+            raise error(
                 CONTENT_MODIFIED,
                 f"{doc.uri} is at version {doc.version}, not {version}: "
                 "no edits were computed; send the current version",
@@ -679,7 +584,7 @@ def build_server(defaults: Settings | None = None, worker: Worker | None = None)
         stats = {**result.stats(), "version": version, "language": request.language,
                  "constraint": state,
                  "model": {**ls.worker.model_info, "loads": ls.worker.loads}}
-        return {"edits": [ls.protocol._converter.unstructure(e) for e in edits],
+        return {"edits": [unstructure(ls, e) for e in edits],
                 "stats": stats}
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
