@@ -180,104 +180,137 @@ def sample(
     (the grow length policy) opens auto positions as the model asks; ``ends`` closes each
     auto hole after its first committed end token.
     """
-    device = torch.device(getattr(denoiser, "device", None) or "cpu")
-    x = torch.tensor(ids, dtype=torch.long, device=device)
-    mask_id = denoiser.mask_id
-    generator = torch.Generator(device=device).manual_seed(options.seed)
-    positions = torch.tensor(sorted(mask_positions), dtype=torch.long, device=device)
-    blocks = _blocks(positions, None if growth else options.block_length)
-    if growth is not None:
-        growth.prepare(x)
-
-    def masks_left(where: torch.Tensor = positions) -> int:
-        return int((x[where] == mask_id).sum())
-
-    total_masks = masks_left()
-    steps_wanted = options.steps or total_masks
-    # Steps per block in proportion to its size; every block gets at least one.
-    block_steps = [max(1, round(steps_wanted * len(b) / max(total_masks, 1))) for b in blocks]
-    bans = Bans.of(denoiser, len(x), exact_positions, device, admissible)
-    confidence: dict[int, float] = {}
-    remask_budget = options.max_remask_rounds * max(total_masks, 1)
-    remasked = steps = passes = 0
-    satisfied: bool | None = None
-    total_estimate = sum(block_steps)
-
-    use_cache = options.cache and hasattr(denoiser, "prefill")
-    cache, cache_block, since_refresh = None, -1, 0
-    bi = block_step = 0
+    run = _Run(denoiser, ids, mask_positions, options, exact_positions, growth, admissible)
     while True:
-        # The first block that still has masks (a review may reopen an earlier one).
-        bi_now = next((i for i, b in enumerate(blocks) if masks_left(b)), None)
-        if bi_now is None:
-            if review is None:
+        bi = run.open_block()
+        if bi is None:
+            if review is None or not run.reviewed(review, finished=True):
                 break
-            remasks = review(x)
-            satisfied = not remasks
-            if not remasks or remasked + len(remasks) > remask_budget:
-                break
-            reopened = bans.remask(x, remasks, mask_id)
-            if not reopened:
-                break
-            remasked += reopened
-            total_estimate += 1
-            cache = None
             continue
-        if bi_now != bi:
-            bi, block_step = bi_now, 0
-        block = blocks[bi][x[blocks[bi]] == mask_id]
         if should_cancel is not None and should_cancel():
             raise Cancelled("the fill was cancelled")
-
-        masks_before = masks_left()
-        frontier = growth.frontier() if growth is not None else []
-        pos_t = torch.cat([block, torch.tensor(frontier, dtype=torch.long, device=device)])
-        if not use_cache:
-            logits = denoiser.logits(x[None], positions=pos_t)[0].float()
-        elif cache is None or cache_block != bi or (
-            options.refresh_every and since_refresh >= options.refresh_every
-        ):
-            logits, cache = denoiser.prefill(x[None], pos_t)
-            logits, cache_block, since_refresh = logits[0].float(), bi, 0
-        else:
-            logits = denoiser.cached_logits(x[None], pos_t, cache, blocks[bi])[0].float()
-            since_refresh += 1
-        passes += 1
-        if frontier:
-            p_end = torch.softmax(logits[len(block):], dim=-1)[:, bans.end_ids].sum(-1)
-            logits = logits[: len(block)]
-        bans.apply(logits, block, x)
-        tokens, conf = choose_tokens(logits, options, generator)
-
-        remaining_steps = block_steps[bi] - block_step
-        if options.threshold is not None:
-            k = max(1, int((conf >= options.threshold).sum()))
-        else:
-            k = math.ceil(len(block) / max(1, remaining_steps))
-        k = min(k, len(block))
-        score = None
-        if options.remasking == "random" and options.threshold is None:
-            score = torch.rand(len(block), generator=generator, device=device)
-        commit(x, block, tokens, conf, k, confidence, score)
-        steps += 1
-        block_step += 1
+        masks_before = run.masks_left()
+        k = run.step(bi)
         if ends is not None:
-            closed = ends.close(x)
+            closed = ends.close(run.x)
             if growth is not None:
                 growth.dropped += closed
-        if growth is not None and frontier:
-            added = growth.grow(x, dict(zip(frontier, p_end.tolist(), strict=True)))
-            if added and options.steps is None:
-                block_steps[bi] += added
-                total_estimate += added
+        run.grow(bi)
         if review is not None and masks_before > k:
-            remasks = review(x)
-            if remasks and remasked + len(remasks) <= remask_budget:
-                remasked += bans.remask(x, remasks, mask_id)
-                total_estimate += 1
-                cache = None
+            run.reviewed(review, finished=False)
         if on_step is not None:
-            left = masks_left()
-            on_step(steps, max(total_estimate, steps + (1 if left else 0)), left, k, x)
+            left = run.masks_left()
+            on_step(run.steps, max(run.total_estimate, run.steps + (1 if left else 0)), left,
+                    k, run.x)
+    return Sampled(run.x.cpu(), run.confidence, run.steps, run.passes, run.remasked,
+                   run.satisfied, run.bans.forbidden)
 
-    return Sampled(x.cpu(), confidence, steps, passes, remasked, satisfied, bans.forbidden)
+
+class _Run:
+    """One ``sample`` call's state: the canvas, its blocks and their step budgets, the
+    cache, the bans and the counts, with one method per part of a step."""
+
+    def __init__(self, denoiser: Denoiser, ids: list[int], mask_positions: list[int],
+                 options: SamplingOptions, exact_positions: frozenset[int],
+                 growth: Growth | None, admissible: Admissible | None) -> None:
+        self.denoiser, self.options, self.growth = denoiser, options, growth
+        device = self.device = torch.device(getattr(denoiser, "device", None) or "cpu")
+        self.x = torch.tensor(ids, dtype=torch.long, device=device)
+        self.mask_id = denoiser.mask_id
+        self.generator = torch.Generator(device=device).manual_seed(options.seed)
+        self.positions = torch.tensor(sorted(mask_positions), dtype=torch.long, device=device)
+        self.blocks = _blocks(self.positions, None if growth else options.block_length)
+        if growth is not None:
+            growth.prepare(self.x)
+        total_masks = self.masks_left()
+        steps_wanted = options.steps or total_masks
+        # Steps per block in proportion to its size; every block gets at least one.
+        self.block_steps = [max(1, round(steps_wanted * len(b) / max(total_masks, 1)))
+                            for b in self.blocks]
+        self.total_estimate = sum(self.block_steps)
+        self.bans = Bans.of(denoiser, len(self.x), exact_positions, device, admissible)
+        self.confidence: dict[int, float] = {}
+        self.remask_budget = options.max_remask_rounds * max(total_masks, 1)
+        self.remasked = self.steps = self.passes = 0
+        self.satisfied: bool | None = None
+        self.use_cache = options.cache and hasattr(denoiser, "prefill")
+        self.cache, self.cache_block, self.since_refresh = None, -1, 0
+        self.block, self.block_step = 0, 0
+        self.frontier: list[int] = []
+        self.p_end: torch.Tensor | None = None
+
+    def masks_left(self, where: torch.Tensor | None = None) -> int:
+        where = self.positions if where is None else where
+        return int((self.x[where] == self.mask_id).sum())
+
+    def open_block(self) -> int | None:
+        """The first block that still has masks (a review may reopen an earlier one)."""
+        bi = next((i for i, b in enumerate(self.blocks) if self.masks_left(b)), None)
+        if bi is not None and bi != self.block:
+            self.block, self.block_step = bi, 0
+        return bi
+
+    def logits(self, bi: int, rows: torch.Tensor) -> torch.Tensor:
+        """One forward pass for ``rows``: plain, or filling the block's cache, or from it."""
+        x, options = self.x[None], self.options
+        self.passes += 1
+        if not self.use_cache:
+            return self.denoiser.logits(x, positions=rows)[0].float()
+        if self.cache is None or self.cache_block != bi or (
+            options.refresh_every and self.since_refresh >= options.refresh_every
+        ):
+            logits, self.cache = self.denoiser.prefill(x, rows)
+            self.cache_block, self.since_refresh = bi, 0
+            return logits[0].float()
+        self.since_refresh += 1
+        return self.denoiser.cached_logits(x, rows, self.cache, self.blocks[bi])[0].float()
+
+    def step(self, bi: int) -> int:
+        """Choose and commit the block's next tokens; returns how many were committed."""
+        block = self.blocks[bi][self.x[self.blocks[bi]] == self.mask_id]
+        self.frontier = self.growth.frontier() if self.growth is not None else []
+        frontier = torch.tensor(self.frontier, dtype=torch.long, device=self.device)
+        logits = self.logits(bi, torch.cat([block, frontier]))
+        if self.frontier:
+            self.p_end = torch.softmax(logits[len(block):], dim=-1)[:, self.bans.end_ids].sum(-1)
+            logits = logits[: len(block)]
+        self.bans.apply(logits, block, self.x)
+        tokens, conf = choose_tokens(logits, self.options, self.generator)
+        if self.options.threshold is not None:
+            k = max(1, int((conf >= self.options.threshold).sum()))
+        else:
+            k = math.ceil(len(block) / max(1, self.block_steps[bi] - self.block_step))
+        k = min(k, len(block))
+        score = None
+        if self.options.remasking == "random" and self.options.threshold is None:
+            score = torch.rand(len(block), generator=self.generator, device=self.device)
+        commit(self.x, block, tokens, conf, k, self.confidence, score)
+        self.steps += 1
+        self.block_step += 1
+        return k
+
+    def grow(self, bi: int) -> None:
+        """The grow policy opens masks where the step's frontier doubted the end."""
+        if self.growth is None or not self.frontier:
+            return
+        added = self.growth.grow(self.x, dict(zip(self.frontier, self.p_end.tolist(),
+                                                  strict=True)))
+        if added and self.options.steps is None:
+            self.block_steps[bi] += added
+            self.total_estimate += added
+
+    def reviewed(self, review: Review, finished: bool) -> bool:
+        """Ask the reviewer and reopen what it rejects (within the remask budget); returns
+        whether anything was reopened. ``finished``: no mask is left, so the answer also
+        says whether the fill satisfies the constraint."""
+        remasks = review(self.x)
+        if finished:
+            self.satisfied = not remasks
+        if not remasks or self.remasked + len(remasks) > self.remask_budget:
+            return False
+        reopened = self.bans.remask(self.x, remasks, self.mask_id)
+        self.remasked += reopened
+        if reopened:
+            self.total_estimate += 1
+            self.cache = None
+        return bool(reopened)
