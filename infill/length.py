@@ -143,7 +143,7 @@ def best_of(
     (as in ``sample``) restricts a row's positions to the tokens it names. Returns the winner
     and a report of the scores.
     """
-    device = torch.device(getattr(denoiser, "device", None) or "cpu")
+    device = torch.device(denoiser.device)
     end_id = min(denoiser.end_ids)
     budget = min(len(r) for r in runs)
     lengths = candidate_lengths(budget, length)
@@ -252,7 +252,7 @@ def denoise(
         denoiser, canvas.ids, [p for r in canvas.runs for p in r.positions], request.options,
         exact_positions=frozenset(exact), review=review, on_step=on_step,
         should_cancel=should_cancel, growth=growth,
-        ends=Ends.of(auto_runs, denoiser, getattr(denoiser, "device", None) or "cpu"),
+        ends=Ends.of(auto_runs, denoiser, denoiser.device),
         admissible=admissible,
     )
     if growth is None:
@@ -267,7 +267,7 @@ def _calibrated(canvas: Canvas, request: InfillRequest, denoiser: Denoiser,
                 auto_runs: list[list[int]], exact: list[int]) -> tuple[Sampled, dict]:
     """CAL: each auto hole's length searched first, then the canvas decoded with the
     positions past it closed."""
-    device = getattr(denoiser, "device", None) or "cpu"
+    device = denoiser.device
     bans = Bans.of(denoiser, len(canvas.ids), exact, device, admissible)
     lengths, rows, probes, bias = choose_lengths(denoiser, canvas.ids, auto_runs,
                                                  request.length, bans)

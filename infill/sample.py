@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .types import Cancelled, Denoiser, Remask, SamplingOptions
+from .types import CachedDenoiser, Cancelled, Denoiser, Remask, SamplingOptions
 
 if TYPE_CHECKING:
     from .length import Ends, Growth
@@ -214,7 +214,7 @@ class _Run:
                  options: SamplingOptions, exact_positions: frozenset[int],
                  growth: Growth | None, admissible: Admissible | None) -> None:
         self.denoiser, self.options, self.growth = denoiser, options, growth
-        device = self.device = torch.device(getattr(denoiser, "device", None) or "cpu")
+        device = self.device = torch.device(denoiser.device)
         self.x = torch.tensor(ids, dtype=torch.long, device=device)
         self.mask_id = denoiser.mask_id
         self.generator = torch.Generator(device=device).manual_seed(options.seed)
@@ -233,7 +233,7 @@ class _Run:
         self.remask_budget = options.max_remask_rounds * max(total_masks, 1)
         self.remasked = self.steps = self.passes = 0
         self.satisfied: bool | None = None
-        self.use_cache = options.cache and hasattr(denoiser, "prefill")
+        self.use_cache = options.cache and isinstance(denoiser, CachedDenoiser)
         self.cache, self.cache_block, self.since_refresh = None, -1, 0
         self.block, self.block_step = 0, 0
         self.frontier: list[int] = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import torch
@@ -221,10 +221,26 @@ class Denoiser(Protocol):
     prefix_ids: tuple[int, ...]
     #: Tokens that close every canvas (EOS), if the family was trained with them.
     suffix_ids: tuple[int, ...]
+    #: Where the network runs and in what dtype: the sampler builds its tensors there.
+    device: torch.device | str
+    dtype: torch.dtype
 
     def logits(
         self, ids: torch.Tensor, positions: torch.Tensor | None = None
     ) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class CachedDenoiser(Denoiser, Protocol):
+    """A denoiser that can keep the context's keys and values between steps (the
+    sampler's ``cache`` option): ``prefill`` runs a full pass and returns the cache with
+    the logits of ``positions``; ``cached_logits`` recomputes only the ``active`` rows."""
+
+    def prefill(self, ids: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        ...
+
+    def cached_logits(self, ids: torch.Tensor, positions: torch.Tensor, cache: Any,
+                      active: torch.Tensor) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)

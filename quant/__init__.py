@@ -68,8 +68,8 @@ def quantize(denoiser, mode: str | None, **options):
 
     q = Quantizer(mode or "none", **options)
     module = denoiser.model
-    device = torch.device(getattr(denoiser, "device", "cpu"))
-    dtype = getattr(denoiser, "dtype", None) or torch.float32
+    device = torch.device(denoiser.device)
+    dtype = denoiser.dtype or torch.float32
     from .layers import module_bytes
 
     before = module_bytes(module)

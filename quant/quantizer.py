@@ -171,8 +171,8 @@ class Quantizer:
         module = getattr(denoiser, "model", None)
         if not isinstance(module, nn.Module):
             raise QuantError(f"cannot quantize a {type(denoiser).__name__}: it has no .model")
-        device = torch.device(getattr(denoiser, "device", None) or _device_of(module))
-        dtype = getattr(denoiser, "dtype", None) or torch.float32
+        device = torch.device(denoiser.device)
+        dtype = denoiser.dtype or torch.float32
         if self.mode is None:  # loaded by transformers, not load_into: convert in place
             self.convert(module, device, dtype, plan=True)
         elif self._after_load:
@@ -220,10 +220,3 @@ def _merges_adapter(path: Path | None) -> bool:
         return False
     section = config.get("lacuna") if isinstance(config, dict) else None
     return isinstance(section, dict) and bool(section.get("adapter"))
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    for p in module.parameters():
-        return p.device
-    return torch.device("cpu")
-

@@ -29,6 +29,8 @@ class ScriptedDenoiser:
     """
 
     family = "scripted"
+    device = "cpu"
+    dtype = torch.float32
 
     def __init__(self, wishes: Sequence[Sequence[Sequence]], *, tokenizer=None,
                  max_length: int = 512, fallback: int | None = None) -> None:
