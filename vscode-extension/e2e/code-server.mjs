@@ -174,6 +174,12 @@ const check = (what, ok, detail = "") => {
   console.log(`${ok ? "ok" : "FAILED"} - ${what}${detail ? ` (${detail})` : ""}`);
   if (!ok) failed = true;
 };
+// What only a real model can be asked for (non-empty, sensible fills): with --model tiny
+// (random weights) these are reported, not required.
+const expect = (what, ok, detail = "") => {
+  if (!tiny) return check(what, ok, detail);
+  console.log(`${ok ? "ok" : "note"} - ${what}${detail ? ` (${detail})` : ""}${ok ? "" : " (not required of the tiny model)"}`);
+};
 const readDoc = (name) => fs.readFileSync(path.join(ws, name), "utf8");
 const show = (name, text) => console.log(`---- ${name} ----\n${text}${text.endsWith("\n") ? "" : "\n"}${"-".repeat(name.length + 10)}`);
 
@@ -263,7 +269,10 @@ try {
     page.locator(".notification-toast", { hasText: /test model/i }).count();
   let sawTestModelWarning = false;
   const noteWarning = async () => {
-    if (await testModelToasts()) sawTestModelWarning = true;
+    if (sawTestModelWarning || !(await testModelToasts())) return;
+    sawTestModelWarning = true;
+    log(`warning shown: ${JSON.stringify(await page.locator(".notification-toast", { hasText: /test model/i }).first().innerText())}`);
+    await shot(page, "0-test-model-warning.png");
   };
 
   // ---- 1. Fill [MASK] Markers (command palette), with its progress notification ----------
@@ -312,7 +321,7 @@ try {
     check("markers: the text before the first marker is unchanged", text.startsWith(before));
     check("markers: the text between the markers is unchanged", mid >= 0);
     check("markers: the text after the last marker is unchanged", text.endsWith(after));
-    check("markers: both fills are non-empty", fill1.trim() !== "" && fill2.trim() !== "", JSON.stringify([fill1, fill2]));
+    expect("markers: both fills are non-empty", fill1.trim() !== "" && fill2.trim() !== "", JSON.stringify([fill1, fill2]));
     check("markers: the editor shows the saved text", (await editorText()).includes("def clamp(x: float, low: float, high: float) -> float:"));
     const bar = await status.innerText();
     check("the status bar names the model and device", /Lacuna: \S+( \(test model\))? · cpu/.test(bar), JSON.stringify(bar));
@@ -339,7 +348,7 @@ try {
     const ok = got.startsWith(SELECT_BEFORE) && got.endsWith(SELECT_AFTER) && got.length >= SELECT_BEFORE.length + SELECT_AFTER.length;
     const fill = ok ? got.slice(SELECT_BEFORE.length, got.length - SELECT_AFTER.length) : "";
     check("selection: the text outside the selection is unchanged", ok);
-    check("selection: the fill is non-empty", fill.trim() !== "", JSON.stringify(fill));
+    expect("selection: the fill is non-empty", fill.trim() !== "", JSON.stringify(fill));
   }
   await noteWarning();
   phase("fill a selection");
@@ -353,7 +362,7 @@ try {
   await waitDone("Write Function Body");
   {
     const got = await save("body.py", BODY);
-    check("body: the function body was written", got !== BODY && got.slice("def add(a: int, b: int) -> int:\n".length).trim() !== "");
+    expect("body: the function body was written", got !== BODY && got.slice("def add(a: int, b: int) -> int:\n".length).trim() !== "");
     check("body: the signature is unchanged", got.startsWith("def add(a: int, b: int) -> int:\n"));
   }
   phase("write a function body");
@@ -370,9 +379,9 @@ try {
   await page.keyboard.type(INLINE_TYPED, { delay: 30 });
   const ghostLocator = page.locator(".editor-instance .monaco-editor .ghost-text-decoration, .editor-instance .monaco-editor .ghost-text").first();
   const tGhost = Date.now();
-  const ghost = await ghostLocator.waitFor({ timeout: timeoutMs }).then(() => true, () => false);
+  const ghost = await ghostLocator.waitFor({ timeout: tiny ? 30000 : timeoutMs }).then(() => true, () => false);
   const ghostText = ghost ? (await ghostLocator.innerText().catch(() => "")).replace(/\u00a0/g, " ") : "";
-  check("ghost text appeared after typing", ghost, ghost ? `after ${((Date.now() - tGhost) / 1000).toFixed(1)} s: ${JSON.stringify(ghostText)}` : `none within ${timeoutMs / 1000} s`);
+  expect("ghost text appeared after typing", ghost, ghost ? `after ${((Date.now() - tGhost) / 1000).toFixed(1)} s: ${JSON.stringify(ghostText)}` : `none within ${(tiny ? 30000 : timeoutMs) / 1000} s`);
   await shot(page, "4-ghost-text.png");
   if (ghost) {
     await page.keyboard.press("Tab");
@@ -381,7 +390,7 @@ try {
     const got = await save("inline.py", INLINE + INLINE_TYPED);
     const typed = INLINE + INLINE_TYPED;
     check("ghost text: the text before the cursor is unchanged", got.startsWith(typed));
-    check("ghost text: accepting it inserted non-empty text", got.startsWith(typed) && got.slice(typed.length).trim() !== "",
+    expect("ghost text: accepting it inserted non-empty text", got.startsWith(typed) && got.slice(typed.length).trim() !== "",
       JSON.stringify(got.slice(typed.length)));
   }
   await noteWarning();
