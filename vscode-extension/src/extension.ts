@@ -18,6 +18,7 @@ import { Fills } from "./fill";
 import { inlineMiddleware } from "./inline";
 import { RESTART_KEYS, ServerSettings, toServerSettings } from "./settings";
 import { StatusBar } from "./status";
+import { readModelConfig, TestModelWarning } from "./testmodel";
 
 export const COMMANDS = {
   fillSelection: "lacuna.fillSelection",
@@ -48,9 +49,11 @@ export class Lacuna implements vscode.Disposable {
   private sent: ServerSettings | undefined;
   private readonly disposables: vscode.Disposable[] = [];
   readonly fills: Fills;
+  private readonly testModel: TestModelWarning;
 
   constructor(private readonly context: vscode.ExtensionContext) {
     this.log = vscode.window.createOutputChannel("Lacuna", { log: true });
+    this.testModel = new TestModelWarning(readModelConfig(fs), this.log);
     const s = this.serverSettings();
     this.status = new StatusBar({ device: s.device, quant: s.quant, inline: this.inlineEnabled() });
     this.fills = new Fills({
@@ -61,13 +64,27 @@ export class Lacuna implements vscode.Disposable {
       begin: () => this.status.begin(),
       step: (text) => this.status.update({ step: text }),
       modelInfo: (info) => {
-        if (info) this.status.update({ family: info.family ?? undefined, modelPath: info.path });
+        if (!info) return;
+        const testModel = this.testModel.check(this.configuredModel(), info);
+        this.status.update({ family: info.family ?? undefined, modelPath: info.path ?? undefined, testModel });
       },
     });
   }
 
   config(): vscode.WorkspaceConfiguration {
     return vscode.workspace.getConfiguration("lacuna");
+  }
+
+  /** The model the server is told to load: the setting, else its LACUNA_MODEL (server.env,
+   * then this process's), else undefined (the embedded default). */
+  configuredModel(): string | undefined {
+    const env = this.config().get<Record<string, string>>("server.env") ?? {};
+    return this.serverSettings().model ?? (env.LACUNA_MODEL || process.env.LACUNA_MODEL || undefined);
+  }
+
+  /** Before any fill: warn when what is configured is the test model. */
+  private checkConfiguredModel(): void {
+    this.status.update({ testModel: this.testModel.check(this.configuredModel()) });
   }
 
   inlineEnabled(): boolean {
@@ -159,7 +176,10 @@ export class Lacuna implements vscode.Disposable {
     this.status.update({ state: "starting", command: describe(cmd), problem: undefined, device: settings.device, quant: settings.quant });
     client.onDidChangeState((e) => {
       if (this.client !== client) return;
-      if (e.newState === State.Running) this.status.update({ state: "ready", problem: undefined });
+      if (e.newState === State.Running) {
+        this.status.update({ state: "ready", problem: undefined });
+        this.checkConfiguredModel();
+      }
       else if (e.newState === State.Stopped) this.status.update({ state: "stopped" });
     });
     try {
@@ -188,7 +208,7 @@ export class Lacuna implements vscode.Disposable {
   async restart(): Promise<void> {
     this.log.info("restarting the server");
     await this.stop();
-    this.status.update({ family: undefined, modelPath: undefined, busy: 0, step: undefined });
+    this.status.update({ family: undefined, modelPath: undefined, testModel: undefined, busy: 0, step: undefined });
     await this.start();
   }
 
@@ -220,6 +240,7 @@ export class Lacuna implements vscode.Disposable {
     if (this.sent && JSON.stringify(this.sent) === JSON.stringify(settings)) return;
     if (this.sent && (this.sent.model !== settings.model || this.sent.device !== settings.device || this.sent.quant !== settings.quant)) {
       this.status.update({ family: undefined, modelPath: undefined }); // reloads on the next fill
+      this.checkConfiguredModel();
     }
     this.sent = settings;
     const client = this.client;

@@ -6,6 +6,7 @@
  * when `lacuna.liveText` is on, the text emerging at each hole step by step (the server's
  * partial results).
  */
+import type { ModelInfo } from "./testmodel";
 import { randomUUID } from "node:crypto";
 import * as vscode from "vscode";
 import {
@@ -33,7 +34,7 @@ export const CONTENT_MODIFIED = -32801;
 export interface FillResponse {
   edits: LspTextEdit[];
   stats: {
-    model?: { family?: string; path?: string; note?: string };
+    model?: ModelInfo;
     steps?: number;
     forward_passes?: number;
     [k: string]: unknown;

@@ -11,6 +11,8 @@ export interface StatusModel {
   /** Model family once a fill reported it (e.g. "llada", "dream"), else undefined. */
   family?: string;
   modelPath?: string;
+  /** Why the loaded (or configured) model is the tiny random test model, if it is. */
+  testModel?: string;
   device: string;
   quant: string;
   inline: boolean;
@@ -29,7 +31,7 @@ export interface Rendered {
 }
 
 export function render(m: StatusModel): Rendered {
-  const model = m.family ?? "model not loaded";
+  const model = `${m.family ?? "model not loaded"}${m.testModel ? " (test model)" : ""}`;
   const quant = m.quant === "none" ? "" : ` · ${m.quant}`;
   const details = `${model} · ${m.device}${quant}`;
   const inline = m.inline ? "" : " $(circle-slash)";
@@ -51,7 +53,7 @@ export function render(m: StatusModel): Rendered {
       break;
     default:
       if (m.busy > 0) text = `$(loading~spin) Lacuna: ${m.step ?? "working"} · ${details}`;
-      else text = `$(sparkle) Lacuna: ${details}${inline}`;
+      else text = `${m.testModel ? "$(warning)" : "$(sparkle)"} Lacuna: ${details}${inline}`;
   }
   const lines = [
     `Lacuna language server: ${m.state}${m.busy > 0 ? ` (busy: ${m.busy})` : " (idle)"}`,
@@ -60,9 +62,10 @@ export function render(m: StatusModel): Rendered {
     `Inline suggestions: ${m.inline ? "on" : "off"}`,
   ];
   if (m.command) lines.push(`Server: ${m.command}`);
+  if (m.testModel) lines.push(`Warning: the tiny test model (random weights), its fills are noise: ${m.testModel}`);
   if (m.problem) lines.push(`Problem: ${m.problem}`);
   lines.push("Click to show the log.");
-  return { text, tooltip: lines.join("\n"), warning: m.state === "not found" || m.state === "failed" };
+  return { text, tooltip: lines.join("\n"), warning: m.state === "not found" || m.state === "failed" || !!m.testModel };
 }
 
 export class StatusBar implements vscode.Disposable {

@@ -39,13 +39,17 @@ class CancellationTokenSource {
   dispose() {}
 }
 
-const created = { statusBarItems: [], outputChannels: [] };
+const created = { statusBarItems: [], outputChannels: [], messages: [] };
 const window = {
   createStatusBarItem(id, alignment, priority) {
     const item = { id, alignment, priority, text: "", tooltip: "", shown: false, disposed: false,
       show() { this.shown = true; }, hide() { this.shown = false; }, dispose() { this.disposed = true; } };
     created.statusBarItems.push(item);
     return item;
+  },
+  showWarningMessage(message, ...items) {
+    created.messages.push(["warning", message, items]);
+    return Promise.resolve(undefined);
   },
   createOutputChannel(name) {
     const lines = [];
