@@ -112,23 +112,9 @@ class Drafter:
             if should_cancel is not None and should_cancel():
                 raise Cancelled("the fill was cancelled")
             lp = torch.log_softmax(last.float()[:, : self.tokens], dim=-1)
-            probs = lp.exp()
-            for b, (toks, logps, text) in enumerate(beams):
-                if len(text) < len(heal) or (exact and step != budget):
-                    continue
-                body = text[len(heal):]
-                if not exact and (not body.strip()
-                                  or (body[-1].isspace() and after[:1].isspace())
-                                  or (sentences and not SENTENCE_END.search(body.rstrip()))):
-                    # A hole asked for gets text; and a fill never ends in white space the
-                    # following text begins with (the tokenizer would have joined them).
-                    continue
-                paid = not owed or not (heal + body) or (heal + body).endswith(owed)
-                mask = direct if paid else broken
-                p_end = float(probs[b][mask.to(probs.device)].sum()) if not exact else 1.0
-                if p_end > 0:
-                    done.append(Draft(toks, logps, body, "" if paid else owed,
-                                      float(scores[b]) + math.log(p_end)))
+            if not exact or step == budget:  # an exact hole ends only at its length
+                done += self._ended(beams, scores, lp.exp(), heal, after, owed, direct,
+                                    broken, exact, sentences)
             if step == budget:
                 break
             lp = lp.masked_fill(self._never.to(lp.device), -math.inf)
@@ -161,6 +147,31 @@ class Drafter:
             done.append(Draft(toks, logps, text[len(heal):], "", float(scores[0])))
         done.sort(key=lambda d: d.proposed, reverse=True)
         return done[:keep], past, start_logits
+
+    def _ended(self, beams, scores: torch.Tensor, probs: torch.Tensor, heal: str, after: str,
+               owed: str, direct: torch.Tensor, broken: torch.Tensor, exact: bool,
+               sentences: bool) -> list[Draft]:
+        """The beams that may end here, as drafts scored with the probability that the
+        following text comes next (``direct``; ``broken`` while the draft still owes its
+        white space)."""
+        out = []
+        for b, (toks, logps, text) in enumerate(beams):
+            if len(text) < len(heal):
+                continue
+            body = text[len(heal):]
+            if not exact and (not body.strip()
+                              or (body[-1].isspace() and after[:1].isspace())
+                              or (sentences and not SENTENCE_END.search(body.rstrip()))):
+                # A hole asked for gets text; and a fill never ends in white space the
+                # following text begins with (the tokenizer would have joined them).
+                continue
+            paid = not owed or not (heal + body) or (heal + body).endswith(owed)
+            mask = direct if paid else broken
+            p_end = float(probs[b][mask.to(probs.device)].sum()) if not exact else 1.0
+            if p_end > 0:
+                out.append(Draft(toks, logps, body, "" if paid else owed,
+                                 float(scores[b]) + math.log(p_end)))
+        return out
 
     @torch.inference_mode()
     def rank(self, drafts: list[Draft], heal: str, after: str, past: PastKV,
