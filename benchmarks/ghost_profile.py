@@ -52,13 +52,26 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=[""],
                     help="settings compared in one run, interleaved per problem, e.g. "
                          "'' 'context=128,window=12,keep=3' (context: inline context tokens; "
-                         "window, keep, width: the drafter's)")
+                         "window, keep, width: the drafter's; typed=N: the first N "
+                         "characters of the line typed, the request of the keystroke "
+                         "before it answered first, its cache kept: a user typing)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     path, _ = resolve_model(args.model)
     denoiser = load_denoiser(path, device="cpu")
     drafter: Drafter = denoiser.drafter
     ContextCache.read = timed("context read", ContextCache.read)
+    cold_read = ContextCache.read
+
+    def counted(self, context):  # tokens the read had to run (the rest came cached)
+        known = self._ids
+        pairs = enumerate(zip(known, context, strict=False))
+        same = next((i for i, (a, b) in pairs if a != b), min(len(known), len(context)))
+        if not same == len(context) == len(known):
+            SPENT["tokens read"] += len(context) - min(same, len(context) - 1)
+        return cold_read(self, context)
+
+    ContextCache.read = counted
     Drafter.rank = timed("rank", Drafter.rank)
     Drafter.propose = timed("propose (read + steps)", Drafter.propose)
     base = Settings().for_ghost_text()
@@ -67,32 +80,44 @@ def main() -> None:
     problems = humaneval.load("single-line", args.limit)
     rows: dict[int, list[dict]] = defaultdict(list)
     ok: dict[int, int] = defaultdict(int)
+    doc = SimpleNamespace(language_id="python")
+
+    def ghost(text: str, at: int, settings: Settings):
+        request = make_request(doc, text, [Hole(at, at, Length.auto(settings.inline_budget))],
+                               settings, settings.syntax_constraint, ghost=True)
+        return fill(request, denoiser)
+
     for i, prob in enumerate([problems[0], *problems]):
-        text, at = humaneval.document(prob)
-        doc = SimpleNamespace(language_id="python")
         for c, config in enumerate(configs):
             settings = base
             if "context" in config:
                 settings = replace(base, context_tokens=int(config["context"]))
             for name, default in knobs.items():
                 setattr(drafter, name, int(config.get(name, default)))
-            request = make_request(doc, text,
-                                   [Hole(at, at, Length.auto(settings.inline_budget))],
-                                   settings, settings.syntax_constraint, ghost=True)
+            line = prob["canonical_solution"]
+            body = line.lstrip(" ")
+            typed = body[: int(config.get("typed", 0))]
+            text = prob["prompt"] + line[: len(line) - len(body)] + typed + prob["suffix"]
+            at = len(text) - len(prob["suffix"])
             drafter._context = ContextCache(drafter.model, drafter.device)  # a cold read
+            if typed:  # the keystroke before: answered, its context left in the cache
+                ghost(text[: at - 1] + text[at:], at - 1, settings)
             SPENT.clear()
             t0 = time.perf_counter()
-            result = fill(request, denoiser)
+            result = ghost(text, at, settings)
             total = time.perf_counter() - t0
             if i == 0:
                 continue
             rows[c].append({"total": total, **SPENT})
-            ok[c] += humaneval.passes(prob, result.fills[0].text)
+            ok[c] += humaneval.passes(prob, line[: len(line) - len(body)] + typed
+                                      + result.fills[0].text)
     n = len(problems)
     print(f"model: {args.model}; machine: {humaneval.machine()}; {n} single-line problems "
           f"(spread evenly), ghost-text settings, each config on each problem in turn")
-    phases = ["total", "propose (read + steps)", "context read", "rank"]
-    print("| config | pass@1 % | " + " | ".join(f"{p} median s" for p in phases) + " |")
+    phases = ["total", "propose (read + steps)", "context read", "rank", "tokens read"]
+    print("| config | pass@1 % | " + " | ".join(f"{p} median" + (" s" if p != "tokens read"
+                                                                   else "") for p in phases)
+          + " |")
     print("|---|---|" + "---|" * len(phases))
     for c, raw in enumerate(args.configs):
         cells = [f"{statistics.median([r.get(p, 0.0) for r in rows[c]]):.3f}"

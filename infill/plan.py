@@ -17,6 +17,10 @@ from .types import Denoiser, Hole, InfillError
 CHARS_PER_TOKEN_CAP = 32
 #: Holes share a canvas only if each keeps at least this much context on each side.
 MIN_SIDE_CONTEXT = 16
+#: A windowed context starts at a line start, up to this many tokens before where the
+#: budget alone would start it, so that typing on a line keeps the window's start (and a
+#: causal model's cache of it) where it was.
+LINE_ANCHOR_SLACK = 48
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,8 @@ def plan(
             before = _heal_last_token(before)
         after = _tokenize(tok, text, last.end, right_edge, keep="start", cap=cap)
         n_before, n_after = _split(spare, len(before.ids), len(after.ids))
+        if context_tokens is not None:
+            n_before = _line_anchored(text, before, n_before)
 
         ids = list(denoiser.prefix_ids)
         ids += before.ids[len(before.ids) - n_before :]
@@ -186,6 +192,18 @@ def healed_end(text: str, start: int, end: int) -> int:
     if cut == end or cut == start or text[cut - 1] == "\n":
         return end  # no trailing blanks, or only indentation: keep the context as it is
     return cut
+
+
+def _line_anchored(text: str, before: _Tokens, n_before: int) -> int:
+    """``n_before`` grown back to the first token of its line (the token after one that
+    holds a line break), at most ``LINE_ANCHOR_SLACK`` tokens more."""
+    if n_before == 0:
+        return 0  # no context asked for
+    start = len(before.ids) - n_before
+    for i in range(start, max(start - LINE_ANCHOR_SLACK, 0) - 1, -1):
+        if i == 0 or "\n" in text[before.offsets[i - 1][0]:before.offsets[i - 1][1]]:
+            return len(before.ids) - i
+    return n_before
 
 
 def _split(spare: int, have_before: int, have_after: int) -> tuple[int, int]:

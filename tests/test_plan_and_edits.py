@@ -121,3 +121,20 @@ def test_a_hole_larger_than_the_window_is_refused():
     den = ScriptedDenoiser([], max_length=64)
     with pytest.raises(InfillError, match="window of 64 tokens"):
         plan("abc", [Hole(1, 1, Length.exact(60))], den)
+
+
+def test_typing_on_a_line_keeps_a_windowed_contexts_start(tiny_denoiser):
+    """Ghost text reads a window of context; typing moves the cursor, not the window's
+    first token (it starts at a line start), so a causal model's cached prefix still holds."""
+    lines = [f"value_{i} = compute(value_{i - 1}, {i})\n" for i in range(1, 40)]
+    text = "".join(lines) + "result = comp"
+    typed = text + "ute(value_"
+    windows = []
+    for doc in (text, typed):
+        (canvas,) = plan(doc, [Hole(len(doc), len(doc), Length.auto(8))], tiny_denoiser, 64)
+        first = canvas.window[0]
+        assert first == 0 or doc[first - 1] == "\n"  # a line start
+        windows.append(canvas)
+    assert windows[0].window[0] == windows[1].window[0]
+    shared = windows[0].runs[0].positions.start
+    assert windows[1].ids[:shared - 2] == windows[0].ids[:shared - 2]
