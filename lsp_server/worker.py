@@ -84,7 +84,6 @@ class Job:
     event: threading.Event = field(default_factory=threading.Event)
     #: Why the job was cancelled: "cancelled", "superseded", "stale", "shutdown".
     reason: str | None = None
-    steps_done: int = 0
     #: How often ghost text preempted it.
     restarts: int = 0
     started: threading.Event = field(default_factory=threading.Event)
@@ -202,7 +201,6 @@ class Worker:
             denoiser = self._model(job.settings)
 
             def step(info: StepInfo, job: Job = job) -> None:
-                job.steps_done = info.step
                 if job.on_step is not None and not job.cancelled:
                     job.on_step(info)
 
