@@ -9,7 +9,7 @@ unquantized one), and pass@1.
 
     .venv/bin/python benchmarks/quantization.py [--model DIR] [--device cpu] [--limit 20]
     .venv/bin/python benchmarks/quantization.py --device cuda --modes none int8 nf4
-    .venv/bin/python benchmarks/quantization.py --device cuda --synthetic llada-8b   # random weights
+    .venv/bin/python benchmarks/quantization.py --device cuda --synthetic llada-8b  # random
 
 ``--synthetic llada-8b`` builds a network of LLaDA-8B-Base's shape and streams random bf16
 weights into it layer by layer through the same quantizer (no files, no quality numbers):

@@ -7,23 +7,20 @@ from collections.abc import Callable
 
 import torch
 
-from .drafts import fill_canvas
 from .heal import Healing, unhealed
 from .holes import validate_holes
-from .length import Growth, best_of
+from .length import denoise
 from .lines import shape_fill
 from .plan import Canvas, plan
-from .sample import Sampled, never_sampled, sample
+from .sample import Sampled, never_sampled
 from .types import (
     CanvasView,
     Constraint,
     Denoiser,
     HoleFill,
     HoleView,
-    InfillError,
     InfillRequest,
     InfillResult,
-    LengthOptions,
     StepInfo,
 )
 
@@ -67,7 +64,11 @@ def fill(
         step_cb = None
         if on_step is not None:
             step_cb = _progress(on_step, canvas, denoiser, decode, steps)
-        done, report = _denoise(canvas, request, denoiser, review, step_cb, should_cancel)
+        if hasattr(denoiser, "plan_canvas"):  # a family that reads the layout (two views)
+            denoiser.plan_canvas(canvas, request.text)
+        healing = _healing(canvas, denoiser)
+        done, report = denoise(canvas, request, denoiser, review, step_cb, should_cancel,
+                               healing.admissible if healing else None)
         new_fills = _fills(canvas, done, denoiser, decode, request)
         lengths.append({**report, "budget": [r.hole.length.tokens for r in canvas.runs],
                         "tokens": [len(f.token_ids) for f in new_fills]})
@@ -87,73 +88,6 @@ def fill(
         seconds=time.perf_counter() - started,
         length=lengths,
     )
-
-
-def _denoise(
-    canvas: Canvas,
-    request: InfillRequest,
-    denoiser: Denoiser,
-    review,
-    on_step,
-    should_cancel: Callable[[], bool] | None,
-) -> tuple[Sampled, dict[str, object]]:
-    """Sample one canvas under the request's length policy; returns what the policy did."""
-    auto_runs = [list(r.positions) for r in canvas.runs if not r.exact]
-    exact = [p for r in canvas.runs if r.exact for p in r.positions]
-    if hasattr(denoiser, "plan_canvas"):  # a family that reads the layout (two views)
-        denoiser.plan_canvas(canvas, request.text)
-    healing = _healing(canvas, denoiser)
-    admissible = healing.admissible if healing else None
-    policy = resolved_policy(request.length, denoiser)
-    if not auto_runs and policy != "drafts":
-        policy = "absorb"  # exact holes: only drafts read the policy
-    drafter = getattr(denoiser, "drafter", None)
-    if policy == "drafts":
-        if drafter is None:
-            raise InfillError("the drafts length policy needs a model with a causal view "
-                              "(the embedded default); use absorb, grow or best_of")
-        accept = None if review is None else review.accepts
-        done, report = fill_canvas(drafter, canvas, request.text, list(denoiser.prefix_ids),
-                                   min(denoiser.end_ids), accept=accept, on_step=on_step,
-                                   should_cancel=should_cancel)
-        return done, {"policy": "drafts", **report}
-    if policy == "best_of" and review is not None:
-        policy = "grow"  # best_of scores unconstrained rows; grow works with reviews
-    if policy == "best_of":
-        done, report = best_of(denoiser, canvas.ids, auto_runs, request.options,
-                               request.length, fixed=exact, should_cancel=should_cancel,
-                               on_step=on_step, admissible=admissible)
-        return done, {"policy": policy, **report}
-    growth = None
-    if policy == "grow":
-        growth = Growth(auto_runs, min(denoiser.end_ids), denoiser.mask_id,
-                        denoiser.end_ids, request.length)
-    done = sample(
-        denoiser,
-        canvas.ids,
-        [p for r in canvas.runs for p in r.positions],
-        request.options,
-        exact_positions=frozenset(exact),
-        review=review,
-        on_step=on_step,
-        should_cancel=should_cancel,
-        growth=growth,
-        auto_runs=auto_runs,
-        admissible=admissible,
-    )
-    if growth is None:
-        return done, {"policy": policy}
-    return done, {"policy": policy, "initial": request.length.initial,
-                  "grown": growth.grown, "dropped": growth.dropped}
-
-
-def resolved_policy(length: LengthOptions, denoiser: Denoiser) -> str:
-    """The length policy a request's options mean for ``denoiser`` (``auto``: the model's
-    own, else the options' fallback)."""
-    if length.policy != "auto":
-        return length.policy
-    own = getattr(denoiser, "length_policy", None)
-    return own or (length.fallback if length.fallback != "auto" else "absorb")
 
 
 def _healing(canvas: Canvas, denoiser: Denoiser) -> Healing | None:

@@ -42,10 +42,6 @@ class Canvas:
     #: Document characters ``[start, end)`` whose tokens are in the canvas as context.
     window: tuple[int, int]
 
-    @property
-    def masks(self) -> int:
-        return sum(len(r.positions) for r in self.runs)
-
 
 @dataclass(frozen=True)
 class _Tokens:

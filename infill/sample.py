@@ -5,12 +5,16 @@ confidence; the most confident are committed (LLaDA's low-confidence remasking o
 schedule, or Fast-dLLM's confidence threshold), the rest stay masked. A reviewer (the
 syntax constraint) may send committed tokens back to the mask, with that token forbidden
 at that position from then on.
+
+The per-step bookkeeping is tensor work on the canvas (``x[positions] == mask_id``), so the
+loop costs nothing next to the forward pass; ``Bans`` and ``commit`` are shared with the
+``best_of`` length policy, which runs the same steps on a batch of canvases.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -19,10 +23,13 @@ import torch
 from .types import Cancelled, Denoiser, Remask, SamplingOptions
 
 if TYPE_CHECKING:
-    from .length import Growth
+    from .length import Ends, Growth
 
 Review = Callable[[torch.Tensor], list[Remask]]
+#: ``on_step(step, total, masks left, committed this step, canvas)``: every sampler's
+#: progress callback (the engine turns it into a ``StepInfo``).
 StepCallback = Callable[[int, int, int, int, torch.Tensor], None]
+Admissible = Callable[[torch.Tensor], dict[int, torch.Tensor]]
 
 
 @dataclass
@@ -74,28 +81,79 @@ def never_sampled(denoiser: Denoiser) -> list[int]:
     return sorted(({denoiser.mask_id} | special) - set(denoiser.end_ids))
 
 
-def close_after_end(x: torch.Tensor, runs: Sequence[Sequence[int]], end_ids: frozenset[int],
-                    mask_id: int, end_id: int) -> int:
-    """Close the masks after the first end token committed in each auto-length run: a fill
-    is its text and then padding, so nothing may follow an end (left to right, a block
-    after the end would otherwise be filled and glued on when the ends are trimmed).
-    Returns how many masks it closed."""
-    closed = 0
-    for run in runs:
-        ended = next((j for j, p in enumerate(run) if int(x[p]) in end_ids), None)
-        if ended is None:
-            continue
-        for p in run[ended + 1:]:
-            if int(x[p]) == mask_id:
-                x[p] = end_id
-                closed += 1
-    return closed
+@dataclass
+class Bans:
+    """What a position may not become: the never-sampled tokens anywhere, an end token at
+    an exact-length position, a token the reviewer remasked there (``forbidden``), and
+    whatever a healed hole's first tokens must not spell (``admissible``)."""
+
+    never: torch.Tensor
+    end_ids: torch.Tensor
+    #: By canvas position: whether it belongs to an exact-length hole.
+    exact: torch.Tensor
+    forbidden: dict[int, set[int]] = field(default_factory=dict)
+    admissible: Admissible | None = None
+
+    @classmethod
+    def of(cls, denoiser: Denoiser, length: int, exact_positions=(), device="cpu",
+           admissible: Admissible | None = None) -> Bans:
+        exact = torch.zeros(length, dtype=torch.bool, device=device)
+        exact[list(exact_positions)] = True
+        return cls(torch.tensor(never_sampled(denoiser), dtype=torch.long, device=device),
+                   torch.tensor(sorted(denoiser.end_ids), dtype=torch.long, device=device),
+                   exact, admissible=admissible)
+
+    def apply(self, logits: torch.Tensor, positions: torch.Tensor, x: torch.Tensor) -> None:
+        """Set to -inf, in place, what ``logits`` (a row for each of ``positions`` of the
+        canvas ``x``) must not choose."""
+        logits[:, self.never] = -math.inf
+        if len(self.end_ids):
+            rows = self.exact[positions].nonzero().flatten()
+            logits[rows[:, None], self.end_ids] = -math.inf
+        if not self.forbidden and self.admissible is None:
+            return
+        row_of = {p: r for r, p in enumerate(positions.tolist())}
+        pairs = [(row_of[p], t) for p, tokens in self.forbidden.items() if p in row_of
+                 for t in tokens]
+        if pairs:
+            rows_t, tokens_t = zip(*pairs, strict=True)
+            logits[list(rows_t), list(tokens_t)] = -math.inf
+        allowed = self.admissible(x) if self.admissible is not None else {}
+        for p, admits in allowed.items():
+            if p in row_of:
+                row = logits[row_of[p], : len(admits)]
+                row.masked_fill_(~admits.to(row.device), -math.inf)
+
+    def remask(self, x: torch.Tensor, remasks: list[Remask], mask_id: int) -> int:
+        """Send the reviewer's positions back to the mask, their token forbidden there from
+        now on; returns how many were reopened."""
+        count = 0
+        for r in remasks:
+            token = int(x[r.position])
+            if token == mask_id:
+                continue
+            x[r.position] = mask_id
+            self.forbidden.setdefault(r.position, set()).add(
+                token if r.forbid is None else r.forbid)
+            count += 1
+        return count
 
 
-def _blocks(positions: list[int], block_length: int | None) -> list[list[int]]:
+def commit(x: torch.Tensor, positions: torch.Tensor, tokens: torch.Tensor,
+           conf: torch.Tensor, k: int, confidence: dict[int, float],
+           score: torch.Tensor | None = None) -> None:
+    """Write the ``k`` best of ``tokens`` (by ``score``, default their confidence) into the
+    canvas ``x`` at their ``positions``, and note their confidence."""
+    chosen = torch.topk(conf if score is None else score, k).indices
+    where = positions[chosen]
+    x[where] = tokens[chosen]
+    confidence.update(zip(where.tolist(), conf[chosen].tolist(), strict=True))
+
+
+def _blocks(positions: torch.Tensor, block_length: int | None) -> list[torch.Tensor]:
     if not block_length:
         return [positions]
-    return [positions[i : i + block_length] for i in range(0, len(positions), block_length)]
+    return list(torch.split(positions, block_length))
 
 
 @torch.inference_mode()
@@ -110,8 +168,8 @@ def sample(
     on_step: StepCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
     growth: Growth | None = None,
-    auto_runs: Sequence[Sequence[int]] = (),
-    admissible: Callable[[torch.Tensor], dict[int, torch.Tensor]] | None = None,
+    ends: Ends | None = None,
+    admissible: Admissible | None = None,
 ) -> Sampled:
     """Denoise ``mask_positions`` of ``ids``; the rest of the canvas is never changed.
 
@@ -119,67 +177,61 @@ def sample(
     at ``exact_positions`` they are forbidden, as is the mask token everywhere;
     ``admissible`` names, for the canvas as it stands, positions that admit only the tokens
     of a boolean vocabulary mask (a healed hole's first tokens, ``infill.heal``). ``growth``
-    (the grow length policy) opens auto positions as the model asks; each of ``auto_runs``
-    (an auto hole's positions, in order) is closed after its first committed end token.
+    (the grow length policy) opens auto positions as the model asks; ``ends`` closes each
+    auto hole after its first committed end token.
     """
-    device = _device_of(denoiser)
+    device = torch.device(getattr(denoiser, "device", None) or "cpu")
     x = torch.tensor(ids, dtype=torch.long, device=device)
     mask_id = denoiser.mask_id
     generator = torch.Generator(device=device).manual_seed(options.seed)
-    positions = sorted(mask_positions)
+    positions = torch.tensor(sorted(mask_positions), dtype=torch.long, device=device)
     blocks = _blocks(positions, None if growth else options.block_length)
     if growth is not None:
         growth.prepare(x)
-    total_masks = sum(1 for p in positions if int(x[p]) == mask_id)
+
+    def masks_left(where: torch.Tensor = positions) -> int:
+        return int((x[where] == mask_id).sum())
+
+    total_masks = masks_left()
     steps_wanted = options.steps or total_masks
     # Steps per block in proportion to its size; every block gets at least one.
     block_steps = [max(1, round(steps_wanted * len(b) / max(total_masks, 1))) for b in blocks]
-
-    never = torch.tensor(never_sampled(denoiser), dtype=torch.long, device=device)
-    end_ids = torch.tensor(sorted(denoiser.end_ids), dtype=torch.long, device=device)
-    forbidden: dict[int, set[int]] = {}
+    bans = Bans.of(denoiser, len(x), exact_positions, device, admissible)
     confidence: dict[int, float] = {}
     remask_budget = options.max_remask_rounds * max(total_masks, 1)
-    remasked = 0
-    steps = passes = 0
+    remasked = steps = passes = 0
     satisfied: bool | None = None
     total_estimate = sum(block_steps)
 
-    def masked_in(block: list[int]) -> list[int]:
-        return [p for p in block if int(x[p]) == mask_id]
-
     use_cache = options.cache and hasattr(denoiser, "prefill")
     cache, cache_block, since_refresh = None, -1, 0
-    bi = 0
-    block_step = 0
+    bi = block_step = 0
     while True:
-        # Find the first block that still has masks (a review may reopen an earlier one).
-        open_blocks = [i for i, b in enumerate(blocks) if masked_in(b)]
-        if not open_blocks:
+        # The first block that still has masks (a review may reopen an earlier one).
+        bi_now = next((i for i, b in enumerate(blocks) if masks_left(b)), None)
+        if bi_now is None:
             if review is None:
                 break
             remasks = review(x)
             satisfied = not remasks
-            if not remasks:
+            if not remasks or remasked + len(remasks) > remask_budget:
                 break
-            if remasked + len(remasks) > remask_budget:
-                break
-            reopened = _apply_remasks(x, remasks, mask_id, forbidden)
+            reopened = bans.remask(x, remasks, mask_id)
             if not reopened:
                 break
             remasked += reopened
             total_estimate += 1
             cache = None
             continue
-        if open_blocks[0] != bi:
-            bi, block_step = open_blocks[0], 0
-        block = masked_in(blocks[bi])
+        if bi_now != bi:
+            bi, block_step = bi_now, 0
+        block = blocks[bi][x[blocks[bi]] == mask_id]
         if should_cancel is not None and should_cancel():
             raise Cancelled("the fill was cancelled")
 
-        all_masked = [p for p in positions if int(x[p]) == mask_id]
+        masks_before = masks_left()
         frontier = growth.frontier() if growth is not None else []
-        pos_t = torch.tensor(block + frontier, dtype=torch.long, device=device)
+        pos_t = torch.cat([block, torch.tensor(frontier, dtype=torch.long, device=device)])
         if not use_cache:
             logits = denoiser.logits(x[None], positions=pos_t)[0].float()
         elif cache is None or cache_block != bi or (
@@ -188,25 +240,13 @@ def sample(
             logits, cache = denoiser.prefill(x[None], pos_t)
             logits, cache_block, since_refresh = logits[0].float(), bi, 0
         else:
-            active = torch.tensor(blocks[bi], dtype=torch.long, device=device)
-            logits = denoiser.cached_logits(x[None], pos_t, cache, active)[0].float()
+            logits = denoiser.cached_logits(x[None], pos_t, cache, blocks[bi])[0].float()
             since_refresh += 1
         passes += 1
         if frontier:
-            p_end = torch.softmax(logits[len(block) :], dim=-1)[:, end_ids].sum(-1).tolist()
+            p_end = torch.softmax(logits[len(block):], dim=-1)[:, bans.end_ids].sum(-1)
             logits = logits[: len(block)]
-        logits[:, never] = -math.inf
-        for row, p in enumerate(block):
-            if p in exact_positions and len(end_ids):
-                logits[row, end_ids] = -math.inf
-            if p in forbidden:
-                logits[row, list(forbidden[p])] = -math.inf
-        allowed = admissible(x) if admissible is not None else {}
-        for row, p in enumerate(block):
-            if p in allowed:
-                admits = allowed[p].to(device)
-                logits[row, : len(admits)] = logits[row, : len(admits)].masked_fill(
-                    ~admits, -math.inf)
+        bans.apply(logits, block, x)
         tokens, conf = choose_tokens(logits, options, generator)
 
         remaining_steps = block_steps[bi] - block_step
@@ -215,54 +255,29 @@ def sample(
         else:
             k = math.ceil(len(block) / max(1, remaining_steps))
         k = min(k, len(block))
+        score = None
         if options.remasking == "random" and options.threshold is None:
             score = torch.rand(len(block), generator=generator, device=device)
-        else:
-            score = conf
-        chosen = torch.topk(score, k).indices.tolist()
-        for row in chosen:
-            p = block[row]
-            x[p] = tokens[row]
-            confidence[p] = float(conf[row])
+        commit(x, block, tokens, conf, k, confidence, score)
         steps += 1
         block_step += 1
-        if auto_runs and denoiser.end_ids:
-            closed = close_after_end(x, auto_runs, denoiser.end_ids, mask_id,
-                                     min(denoiser.end_ids))
+        if ends is not None:
+            closed = ends.close(x)
             if growth is not None:
                 growth.dropped += closed
         if growth is not None and frontier:
-            added = growth.grow(x, dict(zip(frontier, p_end, strict=True)))
+            added = growth.grow(x, dict(zip(frontier, p_end.tolist(), strict=True)))
             if added and options.steps is None:
                 block_steps[bi] += added
                 total_estimate += added
-        if review is not None and len(all_masked) > k:
+        if review is not None and masks_before > k:
             remasks = review(x)
             if remasks and remasked + len(remasks) <= remask_budget:
-                remasked += _apply_remasks(x, remasks, mask_id, forbidden)
+                remasked += bans.remask(x, remasks, mask_id)
                 total_estimate += 1
                 cache = None
         if on_step is not None:
-            left = sum(1 for p in positions if int(x[p]) == mask_id)
+            left = masks_left()
             on_step(steps, max(total_estimate, steps + (1 if left else 0)), left, k, x)
 
-    return Sampled(x.cpu(), confidence, steps, passes, remasked, satisfied, forbidden)
-
-
-def _apply_remasks(
-    x: torch.Tensor, remasks: list[Remask], mask_id: int, forbidden: dict[int, set[int]]
-) -> int:
-    count = 0
-    for r in remasks:
-        token = int(x[r.position])
-        if token == mask_id:
-            continue
-        x[r.position] = mask_id
-        forbidden.setdefault(r.position, set()).add(token if r.forbid is None else r.forbid)
-        count += 1
-    return count
-
-
-def _device_of(denoiser: Denoiser) -> torch.device:
-    device = getattr(denoiser, "device", None)
-    return torch.device(device) if device is not None else torch.device("cpu")
+    return Sampled(x.cpu(), confidence, steps, passes, remasked, satisfied, bans.forbidden)

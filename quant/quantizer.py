@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .layers import build, kind_of, module_bytes
-from .modes import BNB_MODES, GiB, ParamCounts, QuantError, check_fits, check_mode, resolve_mode
+from .modes import BNB_MODES, ParamCounts, QuantError, check_fits, check_mode, resolve_mode
 
 #: Linear layers never quantized unless ``include_head``: the output head (its errors land
 #: straight on the logits) and, by name, the heads of the families loaded by transformers.
@@ -227,6 +227,3 @@ def _device_of(module: nn.Module) -> torch.device:
         return p.device
     return torch.device("cpu")
 
-
-def describe_bytes(n: int) -> str:
-    return f"{n / GiB:.2f} GiB" if n >= GiB else f"{n / 2**20:.1f} MiB"
