@@ -169,8 +169,10 @@ class Worker:
             return None
 
     def _preempted(self, job: Job) -> bool:
-        """An explicit fill yields to waiting ghost text (boundedly)."""
-        return not job.inline and bool(self._inline) and job.restarts < MAX_RESTARTS
+        """An explicit fill yields to waiting ghost text (boundedly); a superseded inline
+        job still in the queue is no reason to start over."""
+        return (not job.inline and job.restarts < MAX_RESTARTS
+                and any(not j.cancelled for j in list(self._inline)))
 
     def _run(self) -> None:
         while (job := self._next()) is not None:
