@@ -39,7 +39,7 @@ const shotDir = path.resolve(opt("--screenshots", process.env.LACUNA_E2E_ARTIFAC
 // the machinery only: the extension then warns that its fills are noise).
 const modelArg = opt("--model", process.env.LACUNA_E2E_MODEL || "");
 const lacuna = process.env.LACUNA_SERVER ?? path.join(repoRoot, ".venv", "bin", "lacuna");
-const timeoutMs = Number(process.env.LACUNA_E2E_TIMEOUT_MS ?? 240000);
+const timeoutMs = Number(process.env.LACUNA_E2E_TIMEOUT_MS ?? 360000);
 
 function skip(why) {
   console.log(`SKIP: ${why}`);
