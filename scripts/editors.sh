@@ -52,7 +52,7 @@ need_node=1; need_cs=1
 [ -x "$CS" ] && [ "$(stamp "$T/code-server")" = "code-server@$CODE_SERVER_VERSION" ] && need_cs=0
 if [ $need_node = 1 ] || [ $need_cs = 1 ]; then
   command -v npm >/dev/null 2>&1 || skip "npm is missing: cannot install Node 24 and code-server"
-  timeout 60 npm view "code-server@$CODE_SERVER_VERSION" version >/dev/null 2>&1 || \
+  timeout 60 npm view --fetch-retries=1 --fetch-timeout=20000 "code-server@$CODE_SERVER_VERSION" version >/dev/null 2>&1 || \
     skip "the npm registry is unreachable: cannot install Node 24 and code-server into $T"
   mkdir -p "$T"
 fi

@@ -39,7 +39,7 @@ const shotDir = path.resolve(opt("--screenshots", process.env.LACUNA_E2E_ARTIFAC
 // the machinery only: the extension then warns that its fills are noise).
 const modelArg = opt("--model", process.env.LACUNA_E2E_MODEL || "");
 const lacuna = process.env.LACUNA_SERVER ?? path.join(repoRoot, ".venv", "bin", "lacuna");
-const timeoutMs = Number(process.env.LACUNA_E2E_TIMEOUT_MS ?? 240000);
+const timeoutMs = Number(process.env.LACUNA_E2E_TIMEOUT_MS ?? 360000);
 
 function skip(why) {
   console.log(`SKIP: ${why}`);
@@ -257,11 +257,20 @@ try {
     }
     check(`${what} ran and finished`, seen && idle >= 3, seen ? (idle >= 3 ? "" : "still busy at the timeout") : "never saw it run");
   };
-  // Save, and wait for the file on disk to change (a fill may give back the same text).
+  // Save, wait until the tab is clean, then read the file once two reads agree: a save
+  // truncates the file before writing it, so a read in between sees it empty. (A fill may
+  // give back the same text: then the file never changes and this waits 10 s.)
   const save = async (name, before) => {
     await page.keyboard.press("Control+S");
-    let text = before;
-    for (let i = 0; i < 40 && (text = readDoc(name)) === before; i++) await page.waitForTimeout(250);
+    await page.waitForFunction(() => !document.querySelector(".tabs-container .tab.dirty"), null, { timeout: 20000 })
+      .catch(() => log("the tab still shows unsaved changes"));
+    let text = readDoc(name);
+    for (let i = 0; i < 40; i++) {
+      await page.waitForTimeout(250);
+      const again = readDoc(name);
+      if (again === text && text !== before) break;
+      text = again;
+    }
     show(`${name} after the fill`, text);
     return text;
   };
