@@ -30,7 +30,7 @@ from infill.models.default import resolve_model  # noqa: E402
 from infill.models.transformer import ContextCache  # noqa: E402
 from infill.types import Hole, Length  # noqa: E402
 from lsp_server.config import Settings  # noqa: E402
-from lsp_server.server import make_request  # noqa: E402
+from lsp_server.requests import make_request  # noqa: E402
 
 SPENT: dict[str, float] = defaultdict(float)
 

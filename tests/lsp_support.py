@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +184,17 @@ class Session:
 
 def errors_of(exc: BaseException) -> tuple[int, str]:
     return getattr(exc, "code", None), str(getattr(exc, "message", exc))
+
+
+def raw_request(s: Session, method: Any, params: Any, timeout: float = 30.0):
+    """Send ``params`` exactly as given (no client-side typing) and wait for the answer."""
+    msg_id = str(uuid.uuid4())
+    fut: Future = Future()
+    s.client.protocol._request_futures[msg_id] = fut
+    s.client.protocol._send_data({"jsonrpc": "2.0", "id": msg_id, "method": method,
+                                  "params": params})
+
+    async def wait():
+        return await asyncio.wrap_future(fut)
+
+    return plain(s.run(wait(), timeout))

@@ -5,11 +5,7 @@ This session runs over TCP (``--tcp HOST:PORT``); the protocol tests cover stdio
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from concurrent.futures import Future
-
-from lsp_support import Session, plain, server_env
+from lsp_support import Session, raw_request, server_env
 from pygls.exceptions import JsonRpcException
 
 URI = "file:///work/bad.py"
@@ -18,20 +14,6 @@ TEXT = "x = [MASK]\ns = '🙂'\n"
 
 def rng(l0, c0, l1, c1):
     return {"start": {"line": l0, "character": c0}, "end": {"line": l1, "character": c1}}
-
-
-def raw_request(s: Session, method: str, params):
-    """Send ``params`` exactly as given (no client-side typing) and wait for the answer."""
-    msg_id = str(uuid.uuid4())
-    fut: Future = Future()
-    s.client.protocol._request_futures[msg_id] = fut
-    s.client.protocol._send_data({"jsonrpc": "2.0", "id": msg_id, "method": method,
-                                  "params": params})
-
-    async def wait():
-        return await asyncio.wrap_future(fut)
-
-    return plain(s.run(wait(), 30))
 
 
 def error_of(s: Session, method: str, params) -> tuple[int, str]:

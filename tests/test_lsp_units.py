@@ -161,7 +161,7 @@ def test_default_loader_resolves_and_quantizes(tiny_model_dir):
 
 def test_ghost_text_is_latency_first_and_explicit_fills_follow_the_settings():
     from lsp_server.config import Settings, merge
-    from lsp_server.server import sampling
+    from lsp_server.requests import sampling
 
     settings, problems = merge(Settings(), {"lengthPolicy": "grow", "threshold": 0.5,
                                             "cache": False})
@@ -176,7 +176,7 @@ def test_ghost_text_is_latency_first_and_explicit_fills_follow_the_settings():
 def test_ghost_text_takes_the_inline_preset_and_explicit_fills_keep_the_length_policy():
     from types import SimpleNamespace
 
-    from lsp_server.server import make_request
+    from lsp_server.requests import make_request
 
     doc = SimpleNamespace(language_id="python")
     hole = [Hole(4, 4, Length.auto(16))]
