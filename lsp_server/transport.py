@@ -48,6 +48,9 @@ async def run_session(server: LanguageServer, read: Callable[[], Awaitable[bytes
             protocol.receive(payload)
             if exited.done():
                 return
+            # Let the handler just scheduled start before the next message is read: it
+            # sees the documents as they were when its request came, not after a burst.
+            await asyncio.sleep(0)
 
     reading = asyncio.ensure_future(pump())
     await asyncio.wait({reading, exited}, return_when=asyncio.FIRST_COMPLETED)

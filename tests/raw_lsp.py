@@ -148,5 +148,5 @@ def tcp_server(env: dict[str, str], host: str = "127.0.0.1") -> tuple[subprocess
         port = sock.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "lsp_server", "--tcp", f"{host}:{port}"],
                             env=env, cwd=str(REPO), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.DEVNULL)  # a pipe nobody reads would fill
     return proc, port
