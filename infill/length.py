@@ -15,6 +15,8 @@ growing or shrinking a hole is just turning end tokens into masks or masks into 
   hole under one more pass).
 - ``drafts``: a causal view proposes whole fills and the text after the hole picks one
   (``infill.drafts``; the embedded default's own).
+- ``cal``: the length chosen before decoding from the first step's confidence, calibrated
+  for its bias with length (``infill.calibrated``), then decoded at that length.
 
 ``denoise`` is the one switch between them.
 """
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .calibrated import choose_lengths
 from .drafts import fill_canvas
 from .plan import Canvas
 from .sample import Admissible, Bans, Review, Sampled, StepCallback, choose_tokens, commit, sample
@@ -238,6 +241,9 @@ def denoise(
                                request.length, fixed=exact, should_cancel=should_cancel,
                                on_step=on_step, admissible=admissible)
         return done, {"policy": policy, **report}
+    if policy == "cal":
+        return _calibrated(canvas, request, denoiser, review, on_step, should_cancel,
+                           admissible, auto_runs, exact)
     growth = None
     if policy == "grow":
         growth = Growth(auto_runs, min(denoiser.end_ids), denoiser.mask_id,
@@ -253,3 +259,30 @@ def denoise(
         return done, {"policy": policy}
     return done, {"policy": policy, "initial": request.length.initial,
                   "grown": growth.grown, "dropped": growth.dropped}
+
+
+def _calibrated(canvas: Canvas, request: InfillRequest, denoiser: Denoiser,
+                review: Review | None, on_step: StepCallback | None,
+                should_cancel: Callable[[], bool] | None, admissible: Admissible | None,
+                auto_runs: list[list[int]], exact: list[int]) -> tuple[Sampled, dict]:
+    """CAL: each auto hole's length searched first, then the canvas decoded with the
+    positions past it closed."""
+    device = getattr(denoiser, "device", None) or "cpu"
+    bans = Bans.of(denoiser, len(canvas.ids), exact, device, admissible)
+    lengths, rows, probes, bias = choose_lengths(denoiser, canvas.ids, auto_runs,
+                                                 request.length, bans)
+    ids = list(canvas.ids)
+    end_id = min(denoiser.end_ids)
+    kept = [p for run, n in zip(auto_runs, lengths, strict=True) for p in run[:n]]
+    for run, n in zip(auto_runs, lengths, strict=True):
+        for p in run[n:]:
+            ids[p] = end_id
+    done = sample(denoiser, ids, kept + exact, request.options,
+                  exact_positions=frozenset(exact), review=review, on_step=on_step,
+                  should_cancel=should_cancel,
+                  ends=Ends.of([run[:n] for run, n in zip(auto_runs, lengths, strict=True)],
+                               denoiser, device),
+                  admissible=admissible)
+    done.forward_passes += probes  # the search's batched passes
+    return done, {"policy": "cal", "chosen": lengths, "probeRows": rows, "probePasses": probes,
+                  "bias": bias.source}

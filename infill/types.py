@@ -109,7 +109,7 @@ class SamplingOptions:
 
 LengthPolicy = Literal["auto", "absorb", "grow", "best_of", "drafts"]
 #: ``auto``: the model's own policy (``Denoiser.length_policy``, else ``absorb``).
-POLICIES = ("auto", "absorb", "grow", "best_of", "drafts")
+POLICIES = ("auto", "absorb", "grow", "best_of", "drafts", "cal")
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,10 @@ class LengthOptions:
     #: best_of: candidate lengths (clipped to each hole's budget) and how to score them.
     candidates: tuple[int, ...] = (4, 8, 16, 32)
     scorer: Literal["confidence", "likelihood"] = "confidence"
+    #: cal: lengths in a row that may bring nothing better before a search direction
+    #: stops (the paper's 4), and probe rows sent through the network as one batch.
+    patience: int = 4
+    probe_batch: int = 4
 
     def __post_init__(self) -> None:
         for policy in (self.policy, self.fallback):
@@ -138,6 +142,8 @@ class LengthOptions:
             raise InfillError("grow needs initial and step of at least 1 token")
         if not self.candidates or min(self.candidates) < 1:
             raise InfillError("best_of needs candidate lengths of at least 1 token")
+        if self.patience < 1 or self.probe_batch < 1:
+            raise InfillError("cal needs a patience and a probe batch of at least 1")
         if self.scorer not in ("confidence", "likelihood"):
             raise InfillError(f"unknown length scorer {self.scorer!r}")
 

@@ -119,8 +119,12 @@ class LacunaServer(LanguageServer):
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """pygls' hook for errors outside a request's answer: the log, never a popup."""
-        log.error("%s: %s", getattr(source, "__name__", source), error,
-                  exc_info=error if error.__traceback__ else None)
+        where = getattr(source, "__name__", source)
+        if error.__traceback__ is not None:
+            log.error("%s: %s", where, error, exc_info=error)
+        else:  # pygls' JsonRpcInternalError.of carries the traceback as text in ``data``
+            trace = getattr(error, "data", None)
+            log.error("%s: %s%s", where, error, f"\n{trace}" if trace else "")
 
     # -- running fills --------------------------------------------------------------------
 

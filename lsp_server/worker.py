@@ -84,7 +84,6 @@ class Job:
     event: threading.Event = field(default_factory=threading.Event)
     #: Why the job was cancelled: "cancelled", "superseded", "stale", "shutdown".
     reason: str | None = None
-    steps_done: int = 0
     #: How often ghost text preempted it.
     restarts: int = 0
     started: threading.Event = field(default_factory=threading.Event)
@@ -170,8 +169,10 @@ class Worker:
             return None
 
     def _preempted(self, job: Job) -> bool:
-        """An explicit fill yields to waiting ghost text (boundedly)."""
-        return not job.inline and bool(self._inline) and job.restarts < MAX_RESTARTS
+        """An explicit fill yields to waiting ghost text (boundedly); a superseded inline
+        job still in the queue is no reason to start over."""
+        return (not job.inline and job.restarts < MAX_RESTARTS
+                and any(not j.cancelled for j in list(self._inline)))
 
     def _run(self) -> None:
         while (job := self._next()) is not None:
@@ -202,7 +203,6 @@ class Worker:
             denoiser = self._model(job.settings)
 
             def step(info: StepInfo, job: Job = job) -> None:
-                job.steps_done = info.step
                 if job.on_step is not None and not job.cancelled:
                     job.on_step(info)
 
