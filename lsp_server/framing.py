@@ -102,6 +102,7 @@ class FrameReader:
             if not line.strip():
                 del self._buf[:end + 1]
                 if not fields:
+                    size = 0
                     continue  # blank lines between frames are harmless
                 return _length(fields, self._max_frame)
             name, sep, value = line.partition(b":")

@@ -116,7 +116,7 @@ def serve_tcp(make_server: Callable[[], LanguageServer], host: str, port: int,
     """Listen on loopback ``host:port``; one fresh server (``make_server()``) per
     connection, given to ``close`` when it ends. Returns the status of the last ``exit``."""
     check_loopback(host)
-    return asyncio.run(_tcp(make_server, host, port, close))
+    return asyncio.run(_tcp(make_server, host.strip("[]"), port, close))  # "[::1]" too
 
 
 async def _tcp(make_server: Callable[[], LanguageServer], host: str, port: int,

@@ -39,6 +39,7 @@ def test_good_frames_any_header_case_and_line_end():
     data = (frame(PING) + b"content-length: %d\n\n" % len(body(PING)) + body(PING)
             + b"CONTENT-LENGTH: %d\r\nContent-Type: x\r\n\r\n" % len(body(PING)) + body(PING))
     assert read_all(data) == [PING, PING, PING]
+    assert read_all(b"\r\n" * 5000 + frame(PING)) == [PING]  # blank lines between frames
 
 
 @pytest.mark.parametrize("header, why", [

@@ -6,8 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from lsp_support import REPO, server_env
 from raw_lsp import Raw, notification, tcp_server
+
+from lsp_server.transport import check_loopback
 
 URI = "file:///work/a.py"
 ACTIONS = {"textDocument": {"uri": URI},
@@ -47,6 +50,14 @@ def test_two_connections_are_two_sessions(tiny_model_dir, tmp_path):
 def test_a_non_loopback_host_is_refused(tiny_model_dir, tmp_path):
     done = subprocess.run([sys.executable, "-m", "lsp_server", "--tcp", "0.0.0.0:0"],
                           env=server_env(tiny_model_dir, tmp_path), cwd=str(REPO),
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "loopback only" in done.stderr and "no authentication" in done.stderr
+
+
+def test_which_hosts_count_as_loopback():
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"):
+        check_loopback(host)
+    for host in ("0.0.0.0", "::", "192.168.1.20", "example.com", ""):
+        with pytest.raises(SystemExit, match="loopback only"):
+            check_loopback(host)
