@@ -39,6 +39,7 @@ class Raw:
     def __init__(self, write: Callable[[bytes], None], read: Callable[[], bytes]) -> None:
         self._write = write
         self.received: list[dict] = []
+        self._by_id: dict[str, list[dict]] = {}
         self._lock = threading.Condition()
         self.eof = False
         threading.Thread(target=self._pump, args=(read,), daemon=True).start()
@@ -93,8 +94,11 @@ class Raw:
                 length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
                 if len(rest) < length:
                     break
+                message = json.loads(rest[:length])
                 with self._lock:
-                    self.received.append(json.loads(rest[:length]))
+                    self.received.append(message)
+                    if "method" not in message and "id" in message:
+                        self._by_id.setdefault(_key(message["id"]), []).append(message)
                     self._lock.notify_all()
                 buf = rest[length:]
 
@@ -105,8 +109,7 @@ class Raw:
     def answers(self, msg_id: Any) -> list[dict]:
         """The responses with this id (notifications and server requests left out)."""
         with self._lock:
-            return [m for m in self.received if "method" not in m and "id" in m
-                    and m["id"] == msg_id and type(m["id"]) is type(msg_id)]
+            return list(self._by_id.get(_key(msg_id), ()))
 
     def wait(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
         end = time.monotonic() + timeout
@@ -139,6 +142,11 @@ class Raw:
         finally:
             if self.process.poll() is None:
                 self.process.kill()
+
+
+def _key(msg_id: Any) -> str:
+    """Ids 1 and "1" (and true) are different ids."""
+    return json.dumps([type(msg_id).__name__, msg_id])
 
 
 def tcp_server(env: dict[str, str], host: str = "127.0.0.1") -> tuple[subprocess.Popen, int]:
