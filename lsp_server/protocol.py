@@ -6,16 +6,25 @@ here, so a pygls upgrade that moves a private name breaks one module.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
+import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import cattrs
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams, JsonRpcInvalidRequest
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcParseError,
+)
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import JsonRPCRequestMessage, LanguageServerProtocol, lsp_method
+
+from .framing import BadFrame
+
+log = logging.getLogger(__name__)
 
 SERVER_NOT_INITIALIZED = -32002
 CONTENT_MODIFIED = -32801
@@ -40,15 +49,92 @@ class _Malformed:
 class LacunaProtocol(LanguageServerProtocol):
     """pygls' protocol with the answers LSP requires where pygls stays silent.
 
-    - Malformed params of a request answer InvalidParams naming the bad field (pygls only
-      logs them, leaving the client waiting forever).
-    - Requests before ``initialize`` answer ServerNotInitialized; notifications are dropped.
-    - Requests after ``shutdown`` answer InvalidRequest.
-    - ``lacuna/*`` params arrive as plain dicts (not pygls' namedtuples, which rename keys).
+    :meth:`receive` takes each decoded payload from :mod:`lsp_server.transport` (pygls'
+    own read loop is not used) and gives every request exactly one answer:
+
+    - a parse error (:class:`~lsp_server.framing.BadFrame`) answers -32700 with id null;
+    - a bad envelope (see :func:`envelope`) or a batch answers InvalidRequest (-32600);
+    - before ``initialize``, requests answer ServerNotInitialized (-32002), params unread;
+      a second ``initialize`` answers InvalidRequest and changes nothing;
+    - malformed params answer InvalidParams naming the bad field (pygls only logs them);
+    - after ``shutdown``, requests answer InvalidRequest;
+    - ``exit`` sent as a request is answered, then exits like the notification.
+
+    ``lacuna/*`` params arrive as plain dicts (not pygls' namedtuples, which rename keys).
     """
 
     initialized_ok = False
     exit_code: int | None = None
+    #: Called with the exit status once ``exit`` is handled (the transport stops there).
+    on_exit: Callable[[int], None] | None = None
+
+    def receive(self, data: Any) -> None:
+        """Handle one payload: a JSON value, or a frame that could not be read."""
+        try:
+            self._receive(data)
+        except Exception:
+            log.exception("cannot handle a message")
+
+    def _receive(self, data: Any) -> None:
+        if isinstance(data, BadFrame):
+            self.answer_error(None, JsonRpcParseError(message=f"parse error: {data.reason}"))
+            return
+        if isinstance(data, list):
+            self._reject_batch(data)
+            return
+        kind, msg_id, problem = envelope(data)
+        if problem is not None:
+            if kind == "request":
+                self.answer_error(msg_id, JsonRpcInvalidRequest(message=problem))
+            else:
+                log.warning("dropped a %s: %s", kind, problem)
+            return
+        method = data.get("method")
+        if method == types.EXIT and kind == "request":
+            self._send_response(msg_id, result=None)  # answered, then exit as notified
+            data, kind = {k: v for k, v in data.items() if k != "id"}, "notification"
+        if kind != "response" and not self.initialized_ok and method not in (
+                types.INITIALIZE, types.EXIT):
+            if kind == "request":
+                self.answer_error(msg_id, error(
+                    SERVER_NOT_INITIALIZED,
+                    f"the server is not initialized: send 'initialize' before {method!r}"))
+            return
+        if method == types.INITIALIZE and self.initialized_ok:
+            if kind == "request":
+                self.answer_error(msg_id, JsonRpcInvalidRequest(
+                    message="the server is already initialized: 'initialize' is sent once"))
+            return
+        try:
+            message = self.structure_message(data)
+        except JsonRpcException as exc:
+            log.warning("dropped a %s %r: %s", kind, method, _describe(exc, data))
+            return
+        self.handle_message(message)
+
+    def _reject_batch(self, items: list[Any]) -> None:
+        """LSP has no batches: each request in one answers InvalidRequest by its id (id
+        null once for those without a usable id); notifications in it are dropped."""
+        reason = "batches are not supported: send each message in its own frame"
+        nameless = not items
+        for item in items:
+            kind, msg_id, _ = envelope(item)
+            if kind == "request" and msg_id is not None:
+                self.answer_error(msg_id, JsonRpcInvalidRequest(message=reason))
+            elif kind == "request":
+                nameless = True
+        if nameless:
+            self.answer_error(None, JsonRpcInvalidRequest(message=reason))
+
+    def answer_error(self, msg_id: Any, exc: JsonRpcException) -> None:
+        """Answer ``msg_id`` with ``exc``; None answers with ``"id": null``, as JSON-RPC
+        wants when the id could not be read (pygls' converter would drop the field)."""
+        log.info("answered %s: %s", exc.code, exc.message)
+        if msg_id is not None:
+            self._send_response(msg_id, error=exc.to_response_error())
+            return
+        self._send_data({"jsonrpc": "2.0", "id": None,
+                         "error": {"code": exc.code, "message": exc.message}})
 
     def structure_message(self, data: dict[str, Any]):
         is_request = "jsonrpc" in data and "method" in data and "id" in data
@@ -66,22 +152,14 @@ class LacunaProtocol(LanguageServerProtocol):
 
     @lsp_method(types.EXIT)
     def lsp_exit(self, *args):
-        """pygls' exit, plus TCP: there ``sys.exit`` inside the connection task is swallowed
-        by asyncio and the server would keep listening, so stop the TCP server instead."""
+        """The user's exit handler, then the transport stops: status 0 after ``shutdown``,
+        1 without (pygls' own ``sys.exit`` is swallowed by its stdio and TCP loops)."""
         if (user_handler := self.fm.features.get(types.EXIT)) is not None:
             yield user_handler, args, None
         self.exit_code = 0 if self._shutdown else 1
-        if getattr(self._server, "_server", None) is not None:  # serving TCP
-            self._server.shutdown()
-            return
-        if self.writer is None:
+        if self.on_exit is None:
             sys.exit(self.exit_code)
-        res = self.writer.close()
-        if inspect.isawaitable(res):
-            fut = asyncio.ensure_future(res)
-            fut.add_done_callback(lambda _: sys.exit(self.exit_code))
-        else:
-            sys.exit(self.exit_code)
+        self.on_exit(self.exit_code)
 
     def handle_message(self, message):
         if isinstance(message, _Malformed):
@@ -89,14 +167,6 @@ class LacunaProtocol(LanguageServerProtocol):
             return
         method = getattr(message, "method", None)
         is_request = method is not None and hasattr(message, "id")
-        if not self.initialized_ok and method not in (types.INITIALIZE, types.EXIT):
-            if is_request:
-                err = error(
-                    SERVER_NOT_INITIALIZED,
-                    f"the server is not initialized: send 'initialize' before {method!r}",
-                )
-                self._send_response(message.id, error=err.to_response_error())
-            return
         if self._shutdown and is_request:
             err = JsonRpcInvalidRequest(
                 message=f"the server is shutting down: {method!r} is not served"
@@ -104,6 +174,43 @@ class LacunaProtocol(LanguageServerProtocol):
             self._send_response(message.id, error=err.to_response_error())
             return
         super().handle_message(message)
+
+
+def valid_id(msg_id: Any) -> bool:
+    """LSP's request ids: an integer or a string (JSON-RPC's null and fractions are not)."""
+    return isinstance(msg_id, str) or (isinstance(msg_id, int) and not isinstance(msg_id, bool))
+
+
+def envelope(data: Any) -> tuple[str, Any, str | None]:
+    """What a JSON-RPC payload is ("request", "notification" or "response"), the id to
+    answer it by (None where its own is unusable) and what is wrong with it, if anything."""
+    if not isinstance(data, dict):
+        return "request", None, f"a message is a JSON object, not {_kind(data)}"
+    has_id, msg_id = "id" in data, data.get("id")
+    answer_id = msg_id if valid_id(msg_id) else None
+    if "method" not in data and ("result" in data or "error" in data):
+        if data.get("jsonrpc") != "2.0" or not (valid_id(msg_id) or msg_id is None):
+            return "response", answer_id, "not a JSON-RPC 2.0 response"
+        return "response", answer_id, None
+    kind = "request" if has_id or "method" not in data else "notification"
+    if has_id and not valid_id(msg_id):
+        return kind, None, f"id must be an integer or a string, got {_kind(msg_id)}"
+    if data.get("jsonrpc") != "2.0":
+        return kind, answer_id, f"'jsonrpc' must be \"2.0\", got {data.get('jsonrpc')!r:.40}"
+    if "method" not in data:
+        return kind, answer_id, "a message needs a 'method' (or a 'result' or 'error')"
+    if not isinstance(data["method"], str):
+        return kind, answer_id, f"'method' must be a string, got {_kind(data['method'])}"
+    params = data.get("params")
+    if params is not None and not isinstance(params, dict | list):
+        return kind, answer_id, f"'params' must be an object or an array, got {_kind(params)}"
+    return kind, answer_id, None
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+             int: "an integer", float: "a number with a fraction", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _describe(exc: Exception, data: dict[str, Any]) -> str:

@@ -45,7 +45,7 @@ from pygls.workspace import TextDocument
 from infill.models import ModelLoadError
 from infill.types import Cancelled, Constraint, InfillError, InfillRequest, InfillResult
 
-from . import documents
+from . import documents, transport
 from .config import Settings, merge
 from .errors import quiet_expected_answers
 from .progress import Progress
@@ -230,8 +230,8 @@ def serve(tcp: str | None = None, init: dict | None = None) -> None:
             host, sep, port = tcp.rpartition(":")
             if not sep or not port.isdigit():
                 raise SystemExit(f"lacuna serve: --tcp wants HOST:PORT, got {tcp!r}")
-            server.start_tcp(host or "127.0.0.1", int(port))
-            raise SystemExit(server.protocol.exit_code or 0)
-        server.start_io()
+            raise SystemExit(transport.serve_tcp(lambda: build_server(defaults), host or
+                                                 "127.0.0.1", int(port), LacunaServer.close_worker))
+        raise SystemExit(transport.serve_stdio(server))
     finally:
         server.close_worker()
