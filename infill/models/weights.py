@@ -7,7 +7,7 @@ a module built on the meta device: no full fp32 copy ever exists.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -117,18 +117,22 @@ def load_into(
     device: torch.device,
     dtype: torch.dtype,
     transform: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+    tensors: Iterable[tuple[str, torch.Tensor]] | None = None,
 ) -> None:
     """Fill a meta-device ``module`` from the checkpoint at ``path``.
 
     ``rename`` maps a checkpoint name to the module's parameter name (``None`` skips it);
-    ``transform`` may reshape a tensor on the way (fused projections, permutations).
-    Every parameter must be found, with the shape the module expects.
+    ``transform`` may reshape a tensor on the way (fused projections, permutations);
+    ``tensors`` replaces the safetensors shards of ``path`` as the source (a GGUF file's
+    tensors, dequantized one at a time). Every parameter must be found, with the shape the
+    module expects.
     """
     expected = dict(module.named_parameters())
     loaded: set[str] = set()
     placer = _PLACER.get()
     filled = placer is not None and placer.begin(module, Path(path), device, dtype)
-    for name, tensor in () if filled else iter_tensors(path):
+    source = iter_tensors(path) if tensors is None else tensors
+    for name, tensor in () if filled else source:
         target = rename(name)
         if target is None:
             continue
