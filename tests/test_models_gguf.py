@@ -270,3 +270,17 @@ def test_refusals(tmp_path, llada_ref):
     (tmp_path / "junk.gguf").write_bytes(b"not a gguf")
     with pytest.raises(ModelLoadError, match="not a readable GGUF"):
         detect_family(tmp_path / "junk.gguf")
+
+
+def test_quantized_while_streaming(tmp_path, llada_ref):
+    """``--quant`` on a GGUF goes through the same placer seam: each Linear is quantized as
+    its dequantized tensor arrives (the path bitsandbytes' nf4 takes on CUDA)."""
+    from quant import load
+
+    file = write_gguf(tmp_path / "q.gguf", "llada", llada_ref, Q.Q8_0, pre="gpt-2")
+    den = load(file, device="cpu", mode="torch-int8")
+    assert den.quant_report.mode == "torch-int8" and den.quant_report.layers == 2 * 7
+    ids = ids_for(llada_ref)
+    n = len(llada_ref.tokenizer)  # past it: -inf on both sides
+    want, got = llada_ref.logits(ids)[..., :n], den.logits(ids)[..., :n]
+    assert (got - want).abs().max() <= 0.05 * want.abs().max()
