@@ -18,6 +18,7 @@ from . import diffusion_gemma, dream, gguf_diffusion, lacuna, llada, masked_lm
 from .weights import (
     ModelLoadError,
     WeightPlacer,
+    check_named_files,
     pick_device,
     pick_dtype,
     placing,
@@ -69,6 +70,8 @@ def load_denoiser(
     found = detect_family(path)
     if found.module is gguf_diffusion:
         path = gguf_diffusion.gguf_file(path)
+    else:
+        check_named_files(path)  # nothing the directory names may lie outside it
     dev = pick_device(device)
     with placing(quant):
         denoiser = found.module.load(Path(path), found.config, dev, pick_dtype(dtype, dev))
