@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from family_checks import check_fill, check_interface, check_shapes
 from gguf import GGML_QUANT_SIZES, GGUFWriter, LlamaFileType
 from gguf import GGMLQuantizationType as Q
 from gguf.quants import dequantize, quantize
@@ -284,3 +285,14 @@ def test_quantized_while_streaming(tmp_path, llada_ref):
     n = len(llada_ref.tokenizer)  # past it: -inf on both sides
     want, got = llada_ref.logits(ids)[..., :n], den.logits(ids)[..., :n]
     assert (got - want).abs().max() <= 0.05 * want.abs().max()
+
+
+@pytest.mark.parametrize("arch", ["llada", "dream"])
+def test_a_gguf_denoiser_fills(tmp_path, arch, llada_ref, dream_ref):
+    ref, pre = (llada_ref, "gpt-2") if arch == "llada" else (dream_ref, "qwen2")
+    den = load_denoiser(write_gguf(tmp_path / "m.gguf", arch, ref, Q.Q8_0, pre=pre),
+                        device="cpu")
+    check_interface(den, arch)
+    check_shapes(den)
+    check_fill(den)
+    assert den.prefix_ids == ref.prefix_ids and den.end_ids == ref.end_ids

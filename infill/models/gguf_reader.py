@@ -68,7 +68,8 @@ def tensor(t) -> torch.Tensor:
         raise ModelLoadError(f"GGUF tensor {t.name!r} has type {t.tensor_type.name}, which "
                              "gguf.quants cannot dequantize") from None
     arr = np.ascontiguousarray(arr, dtype=np.float32).reshape([int(s) for s in reversed(t.shape)])
-    return torch.from_numpy(arr.copy())
+    # F32 comes back as a read-only view of the memory map: copy that one only
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
 
 
 def unpermute(w: torch.Tensor, n_head: int) -> torch.Tensor:
