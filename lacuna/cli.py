@@ -208,6 +208,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     rows += [
         ("parameters", f"{report.parameters or info['parameters']:,}"),
         ("dtype", str(info["dtype"])),
+        *([("format", str(info["format"]))] if "format" in info else []),
         *report.rows(),
         ("window", f"{info['max_length']} tokens"),
     ]

@@ -2,7 +2,9 @@
 
 Each family module offers ``FAMILY``, ``detects(config) -> bool`` and
 ``load(path, config, device, dtype) -> Denoiser``. Detection reads only ``config.json``, so a
-user can ask which family a directory is without loading gigabytes.
+user can ask which family a directory is without loading gigabytes. A llama.cpp GGUF file
+(or a directory holding one and no ``config.json``) is detected by its metadata instead and
+loaded by ``gguf_diffusion`` onto the same Dream and LLaDA denoisers.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from pathlib import Path
 from types import ModuleType
 
 from ..types import Denoiser
-from . import diffusion_gemma, dream, lacuna, llada, masked_lm
+from . import diffusion_gemma, dream, gguf_diffusion, lacuna, llada, masked_lm
 from .weights import (
     ModelLoadError,
     WeightPlacer,
+    check_named_files,
     pick_device,
     pick_dtype,
     placing,
@@ -37,6 +40,10 @@ class Detected:
 
 def detect_family(path: str | Path) -> Detected:
     """The family of the checkpoint at ``path``, or a ModelLoadError saying why not."""
+    file = gguf_diffusion.gguf_file(path)
+    if file is not None:
+        config = gguf_diffusion.read_metadata(file)
+        return Detected(config["gguf_architecture"], gguf_diffusion, config)
     config = read_config(path)
     for module in FAMILIES:
         if module.detects(config):
@@ -61,6 +68,10 @@ def load_denoiser(
     the finished denoiser (for families that load through transformers, not ``load_into``).
     """
     found = detect_family(path)
+    if found.module is gguf_diffusion:
+        path = gguf_diffusion.gguf_file(path)
+    else:
+        check_named_files(path)  # nothing the directory names may lie outside it
     dev = pick_device(device)
     with placing(quant):
         denoiser = found.module.load(Path(path), found.config, dev, pick_dtype(dtype, dev))

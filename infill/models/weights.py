@@ -7,7 +7,7 @@ a module built on the meta device: no full fp32 copy ever exists.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -39,16 +39,73 @@ def read_config(path: str | Path) -> dict:
     return data
 
 
+def inside(path: str | Path, name: object, what: str) -> Path:
+    """The file ``name`` that a model directory ``path`` names (a shard index entry, an
+    adapter, a tokenizer file), refused unless it lies inside ``path``.
+
+    Judged on the name, not by resolving links: a hub snapshot's files are symlinks into
+    ``../../blobs`` and the default's adapted directory links its base's files; what a
+    directory's own JSON may not do is name ``/etc/passwd`` or ``../../outside/x``.
+    """
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    if not isinstance(name, str) or not name.strip():
+        raise ModelLoadError(f"{path}: {what} names {name!r}, not a file name")
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if (PurePosixPath(name).is_absolute() or PureWindowsPath(name).drive
+            or PureWindowsPath(name).is_absolute() or ".." in parts or "\0" in name):
+        raise ModelLoadError(f"{path}: {what} names {name!r}, which is outside the model "
+                             "directory; refusing to open it")
+    return Path(path) / name
+
+
+#: JSON files of a model directory that name other files, and where they name them.
+_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+def check_named_files(path: str | Path) -> None:
+    """Refuse a model directory whose shard indexes, ``tokenizer_config.json`` or Lacuna
+    section name a file outside it (``inside``), before any loader (ours or transformers')
+    follows the name."""
+    path = Path(path)
+    for index in _INDEXES:
+        if (path / index).is_file():
+            for name in _weight_map(path / index).values():
+                inside(path, name, index)
+    tok = _json_object(path / "tokenizer_config.json")
+    for key, value in tok.items():
+        if key.endswith("_file") and value is not None:
+            inside(path, value, f"tokenizer_config.json {key} (remove the key if stale)")
+    section = _json_object(path / "config.json").get("lacuna")
+    if isinstance(section, dict) and section.get("adapter"):
+        inside(path, section["adapter"], "config.json lacuna.adapter")
+
+
+def _json_object(file: Path) -> dict:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # absent or broken: the loader that needs it says so
+    return data if isinstance(data, dict) else {}
+
+
+def _weight_map(index: Path) -> dict:
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ModelLoadError(f"{index} is not a valid shard index: {e}") from None
+    if not isinstance(weight_map, dict):
+        raise ModelLoadError(f"{index} is not a valid shard index: weight_map is no object")
+    return weight_map
+
+
 def shard_files(path: str | Path) -> list[Path]:
     """The safetensors files of a checkpoint, following ``model.safetensors.index.json``."""
     path = Path(path)
     index = path / "model.safetensors.index.json"
     if index.exists():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ModelLoadError(f"{index} is not a valid shard index: {e}") from None
-        files = [path / name for name in dict.fromkeys(weight_map.values())]
+        weight_map = _weight_map(index)
+        files = [inside(path, name, index.name) for name in dict.fromkeys(weight_map.values())]
         missing = [f.name for f in files if not f.exists()]
         if missing:
             raise ModelLoadError(f"{path} lacks shards named in its index: {', '.join(missing)}")
@@ -117,18 +174,22 @@ def load_into(
     device: torch.device,
     dtype: torch.dtype,
     transform: Callable[[str, torch.Tensor], torch.Tensor] | None = None,
+    tensors: Iterable[tuple[str, torch.Tensor]] | None = None,
 ) -> None:
     """Fill a meta-device ``module`` from the checkpoint at ``path``.
 
     ``rename`` maps a checkpoint name to the module's parameter name (``None`` skips it);
-    ``transform`` may reshape a tensor on the way (fused projections, permutations).
-    Every parameter must be found, with the shape the module expects.
+    ``transform`` may reshape a tensor on the way (fused projections, permutations);
+    ``tensors`` replaces the safetensors shards of ``path`` as the source (a GGUF file's
+    tensors, dequantized one at a time). Every parameter must be found, with the shape the
+    module expects.
     """
     expected = dict(module.named_parameters())
     loaded: set[str] = set()
     placer = _PLACER.get()
     filled = placer is not None and placer.begin(module, Path(path), device, dtype)
-    for name, tensor in () if filled else iter_tensors(path):
+    source = iter_tensors(path) if tensors is None else tensors
+    for name, tensor in () if filled else source:
         target = rename(name)
         if target is None:
             continue

@@ -1,0 +1,298 @@
+"""llama.cpp diffusion GGUFs (``dream``, ``llada``): tiny files written here with
+``gguf.GGUFWriter`` the way llama.cpp's ``convert_hf_to_gguf.py`` writes them (tensor names,
+metadata keys, q/k permutation for llada, quant types), loaded through auto-detection and
+checked against the same weights loaded through the safetensors path."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from family_checks import check_fill, check_interface, check_shapes
+from gguf import GGML_QUANT_SIZES, GGUFWriter, LlamaFileType
+from gguf import GGMLQuantizationType as Q
+from gguf.quants import dequantize, quantize
+
+from infill.models import detect_family, load_denoiser
+from infill.models.tiny_families import build_tiny_dream, build_tiny_llada
+from infill.models.transformer import Transformer, TransformerConfig
+from infill.models.weights import ModelLoadError
+
+TOP = {"embed_tokens.weight": "token_embd.weight", "norm.weight": "output_norm.weight",
+       "lm_head.weight": "output.weight"}
+BLOCK = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q",
+         "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+         "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm",
+         "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+
+
+def gguf_name(native: str) -> str:
+    if native in TOP:
+        return TOP[native]
+    _, i, rest = native.split(".", 2)
+    module, leaf = rest.rsplit(".", 1)
+    return f"blk.{i}.{BLOCK[module]}.{leaf}"
+
+
+def llama_permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """What convert_hf_to_gguf.py does to q/k rows of llama-rope models (LLaMA, LLaDA)."""
+    return (w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:])
+            .swapaxes(1, 2).reshape(w.shape))
+
+
+def vocab_of(tokenizer, rows: int):
+    """tokens, token types and merges as the converter writes them: ids past the tokenizer
+    become ``[PAD{i}]`` (UNUSED), special added tokens CONTROL."""
+    backend = json.loads(tokenizer.backend_tokenizer.to_str())
+    specials = {t["id"] for t in backend["added_tokens"] if t["special"]}
+    reverse = {i: t for t, i in tokenizer.get_vocab().items()}
+    tokens, types = [], []
+    for i in range(rows):
+        if i not in reverse:
+            tokens.append(f"[PAD{i}]")
+            types.append(5)
+        else:
+            tokens.append(reverse[i])
+            types.append(3 if i in specials else 1)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in backend["model"]["merges"]]
+    return tokens, types, merges
+
+
+def random_kquant(shape, kind: Q, seed: int) -> np.ndarray:
+    """Random K-quant blocks (gguf.quants cannot quantize to K-quants) with small, finite
+    super-block scales: the weights are whatever these blocks dequantize to."""
+    block, size = GGML_QUANT_SIZES[kind]
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(0, 256, (shape[0], shape[1] // block, size), dtype=np.uint8)
+    scales = rng.uniform(0.001, 0.004, raw.shape[:2] + (2,)).astype(np.float16).view(np.uint8)
+    where = slice(0, 4) if kind == Q.Q4_K else slice(size - 2, size)  # d, dmin | d
+    raw[:, :, where] = scales.reshape(raw.shape[:2] + (-1,))[:, :, :where.stop - where.start]
+    return raw.reshape(shape[0], -1)
+
+
+def write_gguf(path, arch, den, qtype, *, pre, shift=None, mask=None, permute=None,
+               ftype=LlamaFileType.MOSTLY_Q8_0):
+    """Write ``den``'s network as llama.cpp's ``arch`` GGUF with 2-D weights in ``qtype``
+    (norms F32, as the converter keeps them); set ``den``'s own weights to the dequantized
+    values so that both sides compute with the same numbers (K-quants: random blocks)."""
+    permute = arch == "llada" if permute is None else permute
+    cfg = den.model.cfg
+    w = GGUFWriter(str(path), arch)
+    w.add_name("tiny-" + arch)
+    w.add_file_type(ftype)
+    w.add_block_count(cfg.num_layers)
+    w.add_context_length(cfg.max_position)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(cfg.num_heads)
+    w.add_head_count_kv(cfg.num_kv_heads)
+    w.add_rope_freq_base(cfg.rope_theta)
+    w.add_layer_norm_rms_eps(cfg.rms_eps)
+    w.add_rope_dimension_count(cfg.head_dim)
+    w.add_causal_attention(False)
+    if arch == "llada":
+        w.add_vocab_size(cfg.vocab_size)
+    if shift is not None:
+        w.add_diffusion_shift_logits(shift)
+    tok = den.tokenizer
+    tokens, types, merges = vocab_of(tok, cfg.vocab_size)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre(pre)
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(den.prefix_ids[0])
+    w.add_eos_token_id(min(den.end_ids))
+    w.add_mask_token_id(den.mask_id if mask is None else mask)
+    if tok.chat_template:
+        w.add_chat_template(tok.chat_template)
+    with torch.no_grad():
+        for name, p in den.model.state_dict().items():
+            if name == "lm_head.weight" and cfg.tie_embeddings:
+                continue
+            x = p.float().numpy()
+            kind = qtype if x.ndim == 2 else Q.F32
+            if kind in (Q.Q4_K, Q.Q6_K):
+                raw = random_kquant(x.shape, kind, seed=len(name))
+                x = dequantize(raw, kind).reshape(x.shape)
+            else:
+                raw = x if kind == Q.F32 else quantize(x, kind)
+            back = torch.from_numpy(np.ascontiguousarray(
+                dequantize(raw, kind), dtype=np.float32).reshape(x.shape))
+            p.copy_(back)
+            leaf = gguf_name(name).split(".")[-2]
+            if permute and leaf in ("attn_q", "attn_k"):
+                heads = cfg.num_heads if leaf == "attn_q" else cfg.num_kv_heads
+                assert kind not in (Q.Q4_K, Q.Q6_K), "random K-quant rows: write dream"
+                x = llama_permute(x, heads)
+                raw = x if kind == Q.F32 else quantize(x, kind)
+            if kind == Q.F32:
+                w.add_tensor(gguf_name(name), raw)
+            else:
+                w.add_tensor(gguf_name(name), raw, raw_shape=raw.shape, raw_dtype=kind)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def llada_ref(tmp_path_factory):
+    return load_denoiser(build_tiny_llada(tmp_path_factory.mktemp("llada"), seed=5),
+                         device="cpu")
+
+
+@pytest.fixture(scope="module")
+def dream_ref(tmp_path_factory):
+    return load_denoiser(build_tiny_dream(tmp_path_factory.mktemp("dream"), seed=6),
+                         device="cpu")
+
+
+def ids_for(den, n=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, len(den.tokenizer), (2, n), generator=g)
+    ids[:, 0] = den.prefix_ids[0]
+    ids[:, 4:7] = den.mask_id
+    return ids
+
+
+@pytest.mark.parametrize("qtype", [Q.F32, Q.F16, Q.Q8_0])
+def test_llada_gguf_matches_the_safetensors_checkpoint(tmp_path, llada_ref, qtype):
+    file = write_gguf(tmp_path / "LLaDA-tiny.gguf", "llada", llada_ref, qtype, pre="gpt-2")
+    found = detect_family(file)
+    assert found.family == "llada" and found.config["shift_logits"] is False
+    den = load_denoiser(file, device="cpu")
+    assert type(den).__name__ == "LLaDADenoiser" and den.shift is False
+    assert den.mask_id == llada_ref.mask_id
+    assert den.tokenizer.convert_ids_to_tokens(den.mask_id) == "<|mdm_mask|>"
+    assert len(den.tokenizer) == len(llada_ref.tokenizer)  # [PAD] rows are not tokens
+    ids = ids_for(den)
+    torch.testing.assert_close(den.logits(ids), llada_ref.logits(ids), rtol=1e-4, atol=1e-4)
+    text = "def add(a, b):\n    return a + b  # 12345\n"
+    assert den.tokenizer(text)["input_ids"] == llada_ref.tokenizer(text)["input_ids"]
+
+
+def test_llada_qk_are_unpermuted(tmp_path, llada_ref):
+    """A file written without llama.cpp's permutation must not match: the loader undoes
+    one, so forgetting it on either side shows."""
+    good = load_denoiser(write_gguf(tmp_path / "a.gguf", "llada", llada_ref, Q.F32,
+                                    pre="gpt-2"), device="cpu")
+    bad = load_denoiser(write_gguf(tmp_path / "b.gguf", "llada", llada_ref, Q.F32,
+                                   pre="gpt-2", permute=False), device="cpu")
+    ids = ids_for(llada_ref)
+    torch.testing.assert_close(good.logits(ids), llada_ref.logits(ids), rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(bad.logits(ids), llada_ref.logits(ids), atol=1e-3)
+
+
+@pytest.mark.parametrize("qtype", [Q.F16, Q.Q8_0])
+def test_dream_gguf_matches_and_is_shifted(tmp_path, dream_ref, qtype):
+    file = write_gguf(tmp_path / "Dream-tiny.gguf", "dream", dream_ref, qtype, pre="qwen2",
+                      shift=True)
+    den = load_denoiser(tmp_path, device="cpu")  # a directory holding one .gguf
+    assert type(den).__name__ == "DreamDenoiser" and den.shift is True
+    assert detect_family(file).family == "dream"
+    ids = ids_for(den)
+    torch.testing.assert_close(den.raw_logits(ids), dream_ref.raw_logits(ids),
+                               rtol=1e-4, atol=1e-4)
+    aligned = den.logits(ids)
+    torch.testing.assert_close(aligned[:, 1:], den.raw_logits(ids)[:, :-1])  # row i-1 -> i
+    torch.testing.assert_close(aligned, dream_ref.logits(ids), rtol=1e-4, atol=1e-4)
+    text = "def add(a, b):\n    return a + b  # 12345 ünï\n"
+    assert den.tokenizer(text)["input_ids"] == dream_ref.tokenizer(text)["input_ids"]
+    assert den.tokenizer.decode(den.tokenizer(text)["input_ids"]) == text
+
+
+def test_shift_and_mask_come_from_the_metadata(tmp_path, dream_ref):
+    """``diffusion.shift_logits`` false on a dream file: row i scores token i. The mask id
+    is the metadata's, not the family constant."""
+    other = dream_ref.tokenizer.convert_tokens_to_ids("<|im_start|>")
+    file = write_gguf(tmp_path / "d.gguf", "dream", dream_ref, Q.F32, pre="qwen2",
+                      shift=False, mask=other)
+    den = load_denoiser(file, device="cpu")
+    assert den.shift is False and den.mask_id == other
+    ids = ids_for(dream_ref)
+    torch.testing.assert_close(den.logits(ids), dream_ref.raw_logits(ids), rtol=1e-4,
+                               atol=1e-4)
+    # without the key, dream is shifted (llama.cpp's diffusion-cli default)
+    file = write_gguf(tmp_path / "e.gguf", "dream", dream_ref, Q.F32, pre="qwen2")
+    assert load_denoiser(file, device="cpu").shift is True
+
+
+@pytest.mark.parametrize("qtype", [Q.Q4_K, Q.Q6_K])
+def test_k_quants(tmp_path, dream_ref, qtype):
+    """K-quant blocks are 256 wide: a network 256 wide, with Dream's tokenizer."""
+    cfg = TransformerConfig(vocab_size=dream_ref.model.cfg.vocab_size, hidden_size=256,
+                            intermediate_size=512, num_layers=1, num_heads=4, num_kv_heads=2,
+                            max_position=512, rope_theta=1e6, rms_eps=1e-6, qkv_bias=True)
+    torch.manual_seed(3)
+    model = Transformer(cfg)
+    for p in model.parameters():  # norms and biases (F32); the K-quant blocks are random
+        torch.nn.init.normal_(p, mean=1.0 if p.ndim == 1 else 0.0, std=0.05)
+
+    class Ref:  # what write_gguf reads from a denoiser
+        tokenizer, prefix_ids, end_ids, mask_id = (dream_ref.tokenizer, dream_ref.prefix_ids,
+                                                   dream_ref.end_ids, dream_ref.mask_id)
+    Ref.model = model
+    file = write_gguf(tmp_path / "k.gguf", "dream", Ref, qtype, pre="qwen2", shift=True,
+                      ftype=LlamaFileType.MOSTLY_Q4_K_M)
+    den = load_denoiser(file, device="cpu")
+    ids = ids_for(den)
+    with torch.no_grad():
+        want = model(ids)
+    torch.testing.assert_close(den.raw_logits(ids)[..., :len(den.tokenizer)],
+                               want[..., :len(den.tokenizer)], rtol=1e-4, atol=1e-4)
+    assert "Q4_K_M" in den.source_format and qtype.name in den.source_format
+
+
+def test_doctor_names_family_quant_and_memory(tmp_path, llada_ref, capsys):
+    from lacuna.cli import main
+
+    file = write_gguf(tmp_path / "x.gguf", "llada", llada_ref, Q.Q8_0, pre="gpt-2")
+    assert main(["doctor", "--model", str(file), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "family" in out and "llada" in out
+    assert "GGUF Q8_0" in out and "memory after" in out and "parameters" in out
+
+
+def test_refusals(tmp_path, llada_ref):
+    write_gguf(tmp_path / "a.gguf", "llada", llada_ref, Q.F32, pre="gpt-2")
+    write_gguf(tmp_path / "b.gguf", "llada", llada_ref, Q.F32, pre="gpt-2")
+    with pytest.raises(ModelLoadError, match="2 GGUF files"):
+        detect_family(tmp_path)
+    w = GGUFWriter(str(tmp_path / "llama.gguf"), "llama")
+    w.add_block_count(1)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(ModelLoadError, match="not a diffusion model"):
+        detect_family(tmp_path / "llama.gguf")
+    (tmp_path / "junk.gguf").write_bytes(b"not a gguf")
+    with pytest.raises(ModelLoadError, match="not a readable GGUF"):
+        detect_family(tmp_path / "junk.gguf")
+
+
+def test_quantized_while_streaming(tmp_path, llada_ref):
+    """``--quant`` on a GGUF goes through the same placer seam: each Linear is quantized as
+    its dequantized tensor arrives (the path bitsandbytes' nf4 takes on CUDA)."""
+    from quant import load
+
+    file = write_gguf(tmp_path / "q.gguf", "llada", llada_ref, Q.Q8_0, pre="gpt-2")
+    den = load(file, device="cpu", mode="torch-int8")
+    assert den.quant_report.mode == "torch-int8" and den.quant_report.layers == 2 * 7
+    ids = ids_for(llada_ref)
+    n = len(llada_ref.tokenizer)  # past it: -inf on both sides
+    want, got = llada_ref.logits(ids)[..., :n], den.logits(ids)[..., :n]
+    assert (got - want).abs().max() <= 0.05 * want.abs().max()
+
+
+@pytest.mark.parametrize("arch", ["llada", "dream"])
+def test_a_gguf_denoiser_fills(tmp_path, arch, llada_ref, dream_ref):
+    ref, pre = (llada_ref, "gpt-2") if arch == "llada" else (dream_ref, "qwen2")
+    den = load_denoiser(write_gguf(tmp_path / "m.gguf", arch, ref, Q.Q8_0, pre=pre),
+                        device="cpu")
+    check_interface(den, arch)
+    check_shapes(den)
+    check_fill(den)
+    assert den.prefix_ids == ref.prefix_ids and den.end_ids == ref.end_ids
