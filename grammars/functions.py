@@ -28,7 +28,7 @@ from .registry import grammar_name, parser_for, query_for
 DEFAULT_BUDGET = 128
 #: Statements that stand in for a body someone has yet to write.
 PLACEHOLDER = re.compile(
-    r"""^(pass|\.\.\.|;|
+    r"""^(pass|\.\.\.|;|todo|
       raise\s+NotImplementedError\b.*|
       (todo|unimplemented)!\s*\(.*\)\s*;?|
       panic\(\s*".*(todo|not\s+implemented).*"\s*\)|

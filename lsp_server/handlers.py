@@ -14,10 +14,11 @@ from typing import Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
+from grammars.functions import find_function_body
 from infill.holes import find_markers
 from infill.types import Hole, InfillError, Length
 
-from . import bodies, requests
+from . import requests
 from .errors import user_errors
 from .positions import range_at, range_offsets
 from .progress import Progress, valid_token
@@ -143,7 +144,7 @@ def code_action(ls: LacunaServer, params: types.CodeActionParams
             offer(KIND_MARKERS, f"Fill {marker} markers ({len(found)})", {"action": "markers"})
     except InfillError as e:
         offer(KIND_MARKERS, f"Fill {marker} markers", {"action": "markers"}, str(e))
-    body = bodies.find_body(text, doc.language_id or "", start)
+    body = find_function_body(text, doc.language_id or "", start)
     if body is not None:
         name = f" of {body.name}()" if body.name else ""
         offer(KIND_BODY, f"Write function body{name}", {"action": "body", "offset": start})
@@ -173,11 +174,11 @@ async def resolve(ls: LacunaServer, action: types.CodeAction) -> types.CodeActio
         offset = data.get("offset")
         if isinstance(offset, bool) or not isinstance(offset, int):
             raise InfillError("codeAction/resolve: data.offset must be an integer")
-        body = bodies.find_body(text, doc.language_id or "", offset)
+        body = find_function_body(text, doc.language_id or "", offset)
         if body is None:
             raise InfillError("codeAction/resolve: no empty function body here any more")
-        canvas, at = body.prepare(text)
-        holes = [Hole(at, at, Length.auto(settings.body_budget))]
+        canvas, hole = body.prepare(text, settings.body_budget)
+        holes = [hole]
     constraint, _ = requests.constraint(doc.language_id or "", settings.syntax_constraint)
     request = requests.make_request(doc, canvas, holes, settings, constraint is not None)
     result = await ls.run_fill(doc, request, settings, constraint=constraint,

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
+from grammars.functions import find_function_body
 from infill.models import ModelLoadError, load_denoiser
 from infill.types import Cancelled, Hole, InfillRequest, Length, SamplingOptions
-from lsp_server.bodies import find_body, python_body
 from lsp_server.config import Settings, merge
 from lsp_server.worker import Worker
 
@@ -32,50 +32,39 @@ def test_settings_reject_bad_values_key_by_key():
     assert merge(Settings(), "nonsense")[1] == ["settings must be an object, got str"]
 
 
-# -- the "Write function body" rule -----------------------------------------------------------
+# -- where "Write function body" puts its hole (grammars.functions, the one finder) ----------
 
 
-def _body(marked: str, language: str = "python", finder=None):
+def _body(marked: str, language: str = "python"):
     offset = marked.index("|")
     text = marked.replace("|", "", 1)
-    b = (finder or (lambda t, o: python_body(t, o)))(text, offset)
-    return None if b is None else text[b.start : b.end]
+    b = find_function_body(text, language, offset)
+    return None if b is None else (text[b.start : b.end], b.lead)
 
 
 @pytest.mark.parametrize(
     ("marked", "hole"),
     [
-        ("def f(x):\n    |pass\n", "pass"),
-        ("def f(x): ...|\n", "..."),
+        ("def f(x):\n    |pass\n", ("pass", "")),
+        ("def f(x): ...|\n", ("...", "\n    ")),
         ("class A:\n    def f(self,\n          y):\n        TODO|\n    def g(self):\n"
-         "        return 1\n", "TODO"),
+         "        return 1\n", ("TODO", "")),
         ('def f(x):\n    """Doc."""\n    raise NotImplementedError|\n',
-         "raise NotImplementedError"),
-        ("async def f(x) -> int:\n    # TODO|\n", "# TODO"),
-        ("def f(x):\n    |\n\ndef g(): pass\n", "    "),
+         ("raise NotImplementedError", "")),
+        ("async def f(x) -> int:\n    # TODO|\n", ("", "\n    ")),  # the comment stays
         ("def f(x):\n    return x|\n", None),
         ("x = 1|\n", None),
+        ("function f(a) {|}\n", ("", "\n  ")),
     ],
 )
-def test_python_body_rule(marked, hole):
-    assert _body(marked) == hole
+def test_the_body_hole_covers_the_placeholder_or_opens_an_empty_body(marked, hole):
+    language = "javascript" if marked.startswith("function") else "python"
+    assert _body(marked, language) == hole
 
 
-def test_find_body_seam_prefers_the_grammars_finder():
-    """``find_body`` asks grammars first (lead/trail kept), else the Python rule."""
-    text = "function f(a) {}\n"
-    body = find_body(text, "javascript", 5)
-    try:
-        import grammars.functions  # noqa: F401
-    except ImportError:
-        assert body is None  # the fallback knows Python only
-    else:
-        assert body is not None and body.name == "f" and body.lead.startswith("\n")
-        canvas, at = body.prepare(text)
-        assert canvas[:at].endswith(body.lead) and canvas[at:].startswith(body.trail)
-    assert find_body("def f(x):\n    pass\n", "klingon", 14) is None
-    assert find_body("def f(x):\n    pass\n", "python", 14) is not None
-    assert python_body("", 0) is None
+def test_no_body_hole_without_a_grammar():
+    assert find_function_body("def f(x):\n    pass\n", "klingon", 14) is None
+    assert find_function_body("", "python", 0) is None
 
 
 # -- the worker ------------------------------------------------------------------------------
