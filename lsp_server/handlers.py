@@ -121,6 +121,10 @@ def code_action(ls: LacunaServer, params: types.CodeActionParams
                 ) -> list[types.CodeAction] | None:
     doc = ls.document(params.text_document.uri)
     text = doc.source
+    try:
+        requests.check_text(text)
+    except InfillError:
+        return None  # not valid Unicode (a lone surrogate): nothing here could be filled
     start, end = range_offsets(text, params.range, ls.encoding)
     only = params.context.only if params.context else None
     base = {"uri": doc.uri, "version": doc.version}
