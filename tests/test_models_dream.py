@@ -101,3 +101,21 @@ def test_instruct_can_be_forced_off(tmp_path, monkeypatch):
     monkeypatch.setenv("LACUNA_INSTRUCT", "0")
     den = load_denoiser(path, device="cpu")
     assert not den.instruct and len(den.prefix_ids) == 1
+
+
+def test_a_chat_template_the_sandbox_refuses_is_one_error_line(tmp_path, capfdbinary):
+    import json
+
+    from lacuna.cli import main
+
+    path = build_tiny_dream(tmp_path / "Dream-v0-Instruct-7B", instruct=True)
+    config = path / "tokenizer_config.json"
+    tok_config = json.loads(config.read_text())
+    tok_config["chat_template"] = "{{ ''.__class__.__mro__ }}"  # escapes the sandbox
+    config.write_text(json.dumps(tok_config))
+    doc = tmp_path / "a.txt"
+    doc.write_text("a [MASK] b", encoding="utf-8")
+    assert main(["fill", str(doc), "--model", str(path)]) == 2
+    err = capfdbinary.readouterr().err.decode()
+    (line,) = [ln for ln in err.splitlines() if ln.strip()]
+    assert line.startswith("lacuna: error:") and "LACUNA_INSTRUCT=0" in line

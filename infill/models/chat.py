@@ -50,11 +50,21 @@ def has_chat_template(tokenizer) -> bool:
 def chat_frame(tokenizer, instruction: str = DEFAULT_INSTRUCTION) -> tuple[tuple[int, ...],
                                                                               tuple[int, ...]]:
     """``(prefix_ids, suffix_ids)`` that make the canvas the assistant's reply."""
+    from jinja2 import TemplateError
+
+    from .weights import ModelLoadError
+
     user = [{"role": "user", "content": instruction}]
-    head = tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
-    full = tokenizer.apply_chat_template(
-        [*user, {"role": "assistant", "content": _SENTINEL}], tokenize=False
-    )
+    try:
+        head = tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
+        full = tokenizer.apply_chat_template(
+            [*user, {"role": "assistant", "content": _SENTINEL}], tokenize=False
+        )
+    except TemplateError as e:  # the sandbox refused it, or it does not parse
+        raise ModelLoadError(
+            f"the checkpoint's chat template cannot be rendered in transformers' sandbox "
+            f"({type(e).__name__}: {e}); set LACUNA_INSTRUCT=0 to use it as a base model"
+        ) from None
     if full.startswith(head) and _SENTINEL in full:
         tail = full[full.index(_SENTINEL) + len(_SENTINEL):].rstrip()
     else:  # a template that rewrites the reply: close with the end token alone
