@@ -70,13 +70,23 @@ def user_errors(where: str) -> Callable[[F], F]:
     return wrap
 
 
+def answer_of(exc: BaseException | None) -> JsonRpcException | None:
+    """The JSON-RPC answer an exception is or wraps (pygls wraps a handler's exception in
+    its ``FeatureRequestError``), if any."""
+    for _ in range(4):
+        if exc is None or isinstance(exc, JsonRpcException):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 class ExpectedAnswers(logging.Filter):
     """pygls logs every error answer with its traceback at ERROR: keep that for real
     failures, make an expected answer (:data:`EXPECTED`) one line at info level."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if not isinstance(exc, JsonRpcException) or exc.code not in EXPECTED:
+        exc = answer_of(record.exc_info[1] if record.exc_info else None)
+        if exc is None or exc.code not in EXPECTED:
             return True
         record.msg, record.args = "answered %s: %s", (exc.code, exc.message)
         record.exc_info = record.exc_text = None
@@ -86,7 +96,8 @@ class ExpectedAnswers(logging.Filter):
 
 def quiet_expected_answers() -> None:
     """Install :class:`ExpectedAnswers` on pygls' loggers (once)."""
-    for name in ("pygls.protocol.json_rpc", "pygls.protocol.language_server"):
+    for name in ("pygls.protocol.json_rpc", "pygls.protocol.language_server",
+                 "lsp_server.server"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, ExpectedAnswers) for f in logger.filters):
             logger.addFilter(ExpectedAnswers())

@@ -347,6 +347,21 @@ def test_expected_answers_log_one_info_line_and_real_failures_keep_their_traceba
     assert expected.levelno == logging.INFO and expected.exc_info is None
     assert "\n" not in expected.getMessage() and "past the end" in expected.getMessage()
     assert real.levelno == logging.ERROR and real.exc_info is not None
+    # pygls hands a handler's answer to the server's error hook wrapped in its own error
+    from pygls.exceptions import FeatureRequestError
+
+    from lsp_server.protocol import CONTENT_MODIFIED, error
+
+    try:
+        try:
+            raise error(CONTENT_MODIFIED, "x.py is at version 6, not 5")
+        except Exception as stale:
+            raise FeatureRequestError("lacuna/fill") from stale
+    except Exception as wrapped:
+        build_server().report_server_error(wrapped, "lacuna_fill")
+    (stale_line,) = caplog.records[-1:]
+    assert stale_line.levelno == logging.INFO and stale_line.exc_info is None
+    assert "version 6, not 5" in stale_line.getMessage()
 
 
 # -- defect 7: nothing a client sends becomes an exception popup ------------------------------
