@@ -94,13 +94,17 @@ def main() -> None:
                 settings = replace(base, context_tokens=int(config["context"]))
             for name, default in knobs.items():
                 setattr(drafter, name, int(config.get(name, default)))
-            line = prob["canonical_solution"]
+            # typed=0: the whole line missing, the cursor at its start (as lsp_latency.py);
+            # typed=N: its indentation and first N characters typed, the line break kept.
+            line = prob["canonical_solution"].rstrip("\n")
             body = line.lstrip(" ")
-            typed = body[: int(config.get("typed", 0))]
-            text = prob["prompt"] + line[: len(line) - len(body)] + typed + prob["suffix"]
-            at = len(text) - len(prob["suffix"])
+            typed = line[: len(line) - len(body)] + body[: int(config.get("typed", 0))]
+            text, at = humaneval.document(prob)
+            if config.get("typed"):
+                text = text[:at] + typed + "\n" + text[at:]
+                at += len(typed)
             drafter._context = ContextCache(drafter.model, drafter.device)  # a cold read
-            if typed:  # the keystroke before: answered, its context left in the cache
+            if config.get("typed"):  # the keystroke before: answered, its context cached
                 ghost(text[: at - 1] + text[at:], at - 1, settings)
             SPENT.clear()
             t0 = time.perf_counter()
@@ -109,8 +113,10 @@ def main() -> None:
             if i == 0:
                 continue
             rows[c].append({"total": total, **SPENT})
-            ok[c] += humaneval.passes(prob, line[: len(line) - len(body)] + typed
-                                      + result.fills[0].text)
+            fill_text = result.fills[0].text
+            if config.get("typed"):
+                fill_text = typed + fill_text + "\n"
+            ok[c] += humaneval.passes(prob, fill_text)
     n = len(problems)
     print(f"model: {args.model}; machine: {humaneval.machine()}; {n} single-line problems "
           f"(spread evenly), ghost-text settings, each config on each problem in turn")
