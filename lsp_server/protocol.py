@@ -22,6 +22,7 @@ from pygls.exceptions import (
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import JsonRPCRequestMessage, LanguageServerProtocol, lsp_method
 
+from . import documents
 from .framing import BadFrame
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,16 @@ class LacunaProtocol(LanguageServerProtocol):
         if self.on_exit is None:
             sys.exit(self.exit_code)
         self.on_exit(self.exit_code)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        """pygls' didChange, except that a change to a document never opened is the
+        client's mistake: one info line, nothing changed (pygls raises KeyError)."""
+        uri = params.text_document.uri
+        if documents.find(self.workspace, uri) is None:
+            log.info("didChange for %s, which is not open: ignored", uri)
+            return
+        yield from super().lsp_text_document__did_change(params)
 
     def handle_message(self, message):
         if isinstance(message, _Malformed):

@@ -99,6 +99,27 @@ def test_did_change_on_an_unopened_uri_is_ignored_without_a_popup(lsp):
     assert not popups(lsp)
 
 
+def test_did_change_on_an_unopened_uri_logs_one_info_line(caplog):
+    import logging
+
+    from lsprotocol import types
+
+    from lsp_server.server import build_server
+
+    server = build_server()
+    initialize = server.protocol.lsp_initialize(
+        types.InitializeParams(capabilities=types.ClientCapabilities()))
+    list(initialize)  # pygls' handler is a generator: run it to the end
+    caplog.set_level(logging.INFO)
+    params = types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri="file:///never/opened.py",
+                                                            version=3),
+        content_changes=[types.TextDocumentContentChangeWholeDocument(text="x = 1\n")])
+    assert list(server.protocol.lsp_text_document__did_change(params)) == []
+    (line,) = [r for r in caplog.records if "never/opened.py" in r.getMessage()]
+    assert line.levelno == logging.INFO and line.exc_info is None
+
+
 # -- defect 3: every job completes or is cancelled --------------------------------------------
 
 
