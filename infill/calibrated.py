@@ -56,13 +56,11 @@ def _curves() -> dict[str, dict]:
 
 
 def bias_for(denoiser: Denoiser) -> LengthBias:
-    """The fitted curve for ``denoiser``'s model (by ``length_bias_key``, else its family),
-    or the flat curve."""
-    key = getattr(denoiser, "length_bias_key", None) or denoiser.family
-    entry = _curves().get(key)
+    """The curve fitted for ``denoiser``'s family, or the flat curve."""
+    entry = _curves().get(denoiser.family)
     if entry is None:
         return LengthBias()
-    return LengthBias(*entry["params"], source=f"{key}: {entry['fitted_on']}")
+    return LengthBias(*entry["params"], source=f"{denoiser.family}: {entry['fitted_on']}")
 
 
 def hill_climb(score: Callable[[list[int]], list[float]], start: int, lowest: int,
