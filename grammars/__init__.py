@@ -39,10 +39,10 @@ def constraint_for(language_id: str | None, wanted: bool | str | None = True,
     constraint = syntax_constraint(language_id, every)
     if constraint is not None:
         return constraint, "on"
-    why = f"no grammar for language id {language_id!r}"
+    state = f"unavailable: no grammar for language id {language_id!r}"
     if wanted == "require":
-        raise LookupError(f"the syntax constraint was required but there is {why}")
-    return None, f"unavailable: {why}"
+        raise LookupError(f"the syntax constraint was required but is {state}")
+    return None, state
 
 
 __all__ = [

@@ -106,10 +106,10 @@ def marker_holes(text: str, settings: Settings) -> list[Hole]:
 def constraint(language: str, want: bool | str) -> tuple[Constraint | None, str]:
     """The syntax constraint for ``language`` and a word for the stats; ``want`` "require"
     with no grammar is the user's error."""
-    found, state = grammars.constraint_for(language, bool(want))
-    if found is None and want == "require":
-        raise InfillError(f"the syntax constraint was required but is {state}")
-    return found, state
+    try:
+        return grammars.constraint_for(language, want)
+    except LookupError as e:
+        raise InfillError(str(e)) from None
 
 
 def parse_position(p: Any, where: str) -> types.Position:

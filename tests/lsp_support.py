@@ -34,6 +34,11 @@ def plain(x: Any) -> Any:
     return x
 
 
+def rng(l0: int, c0: int, l1: int, c1: int) -> dict:
+    """An LSP range as JSON, from its four numbers."""
+    return {"start": {"line": l0, "character": c0}, "end": {"line": l1, "character": c1}}
+
+
 def server_env(model_dir: Path | str, tmp: Path | str) -> dict[str, str]:
     env = dict(os.environ)
     env["LACUNA_MODEL"] = str(model_dir)

@@ -5,15 +5,11 @@ This session runs over TCP (``--tcp HOST:PORT``); the protocol tests cover stdio
 
 from __future__ import annotations
 
-from lsp_support import Session, raw_request, server_env
+from lsp_support import Session, raw_request, rng, server_env
 from pygls.exceptions import JsonRpcException
 
 URI = "file:///work/bad.py"
 TEXT = "x = [MASK]\ns = '🙂'\n"
-
-
-def rng(l0, c0, l1, c1):
-    return {"start": {"line": l0, "character": c0}, "end": {"line": l1, "character": c1}}
 
 
 def error_of(s: Session, method: str, params) -> tuple[int, str]:

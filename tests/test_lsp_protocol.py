@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from lsp_support import Session, server_env
+from lsp_support import Session, rng, server_env
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
@@ -21,10 +21,6 @@ DOC = (
 
 def u16(s: str) -> int:
     return len(s.encode("utf-16-le")) // 2
-
-
-def rng(l0, c0, l1, c1):
-    return {"start": {"line": l0, "character": c0}, "end": {"line": l1, "character": c1}}
 
 
 @pytest.fixture(scope="module")

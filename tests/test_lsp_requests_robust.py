@@ -9,7 +9,7 @@ import math
 import time
 
 import pytest
-from lsp_support import Session, raw_request, server_env
+from lsp_support import Session, raw_request, rng, server_env
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
@@ -18,10 +18,6 @@ from lsp_server.requests import MAX_HOLES, MAX_MASK_TOKENS
 URI = "file:///work/robust.py"
 DOC = "def add(a, b):\n    return [MASK]\n\nvalue = 1\n"
 SLOW = {"budget": 300, "steps": 300}
-
-
-def rng(l0, c0, l1, c1):
-    return {"start": {"line": l0, "character": c0}, "end": {"line": l1, "character": c1}}
 
 
 @pytest.fixture(scope="module")
