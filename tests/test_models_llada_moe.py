@@ -197,3 +197,16 @@ def test_layouts_no_released_checkpoint_uses_are_refused_by_name(moe_dir, config
     assert detect_family(tmp_path).family == "llada-moe"
     with pytest.raises(ModelLoadError, match=named):
         load_denoiser(tmp_path, device="cpu")
+
+
+def test_dual_cache_recomputes_only_the_active_rows(moe, ids):
+    """Fast-dLLM's cache: unchanged ids and active rows give the full pass's logits, and a
+    token changed in the active block changes them (the experts see the new row)."""
+    positions = torch.tensor([4, 5, 6])
+    full, cache = moe.prefill(ids, positions)
+    again = moe.cached_logits(ids, positions, cache, active=positions)
+    torch.testing.assert_close(again, full, rtol=1e-4, atol=1e-4)
+    changed = ids.clone()
+    changed[:, 5] = (changed[:, 5] + 1) % len(moe.tokenizer)
+    assert not torch.allclose(moe.cached_logits(changed, positions, cache, active=positions),
+                              full, atol=1e-3)

@@ -167,7 +167,7 @@ def llada_state_dict(model: Transformer) -> dict[str, torch.Tensor]:
 
 LLADA_MOE_SPECIALS = ["<|startoftext|>", "<|endoftext|>", "<|mask|>", "<role>", "</role>",
                       "<|role_end|>"]
-# The Ling/Bailing turn format LLaDA-MoE-Instruct is prompted with (dInfer, sglang examples):
+# The Ling/Bailing turn format LLaDA-MoE-Instruct is prompted with in dInfer-based scripts:
 # <role>HUMAN</role>...<|role_end|><role>ASSISTANT</role>. A stand-in, not the shipped file.
 LLADA_MOE_CHAT_TEMPLATE = (
     "{% for message in messages %}<role>"
