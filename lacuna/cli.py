@@ -207,6 +207,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     report = denoiser.quant_report
     rows += [
         ("parameters", f"{report.parameters or info['parameters']:,}"),
+        *([("active", f"{info['active_parameters']:,} parameters per token (mixture of "
+                      "experts)")] if "active_parameters" in info else []),
         ("dtype", str(info["dtype"])),
         *([("format", str(info["format"]))] if "format" in info else []),
         *report.rows(),

@@ -11,6 +11,7 @@ from infill.models.weights import ModelLoadError
 CONFIGS = {
     "lacuna": {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "lacuna": {}},
     "llada": {"model_type": "llada", "architectures": ["LLaDAModelLM"]},
+    "llada-moe": {"model_type": "llada", "architectures": ["LLaDAMoEModelLM"], "num_experts": 64},
     "dream": {"model_type": "Dream", "architectures": ["DreamModel"]},
     "diffusion-gemma": {"model_type": "diffusion_gemma",
                         "architectures": ["DiffusionGemmaForBlockDiffusion"]},
@@ -39,7 +40,7 @@ def test_an_unknown_checkpoint_is_refused_with_what_it_is_and_what_is_supported(
         detect_family(tmp_path)
     msg = str(e.value)
     assert repr(config.get("model_type", "<none>")) in msg
-    assert "supported: lacuna, llada, dream, diffusion-gemma, masked-lm" in msg
+    assert "supported: lacuna, llada-moe, llada, dream, diffusion-gemma, masked-lm" in msg
 
 
 @pytest.mark.parametrize("name, instruct", [

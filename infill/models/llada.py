@@ -35,6 +35,12 @@ MASK_ID = 126336
 
 
 def detects(config: dict) -> bool:
+    """``model_type: llada`` / ``LLaDAModelLM``, but not LLaDA-MoE (same ``model_type``,
+    experts in the config; ``llada_moe`` takes it)."""
+    from . import llada_moe
+
+    if llada_moe.detects(config):
+        return False
     archs = config.get("architectures") or []
     return str(config.get("model_type", "")).lower() == "llada" or "LLaDAModelLM" in archs
 

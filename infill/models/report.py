@@ -8,7 +8,8 @@ from ..types import Denoiser
 
 
 def describe(denoiser: Denoiser) -> dict[str, object]:
-    """Family, parameter count, dtype, device and weight memory of a loaded denoiser."""
+    """Family, parameter count (and, for mixtures of experts, the parameters active per
+    token), dtype, device and weight memory of a loaded denoiser."""
     module = getattr(denoiser, "model", None)
     params = weight_bytes = 0
     dtypes: set[str] = set()
@@ -32,6 +33,12 @@ def describe(denoiser: Denoiser) -> dict[str, object]:
         "max_length": denoiser.max_length,
         "mask_id": denoiser.mask_id,
     }
+    idle = sum(m.idle_parameters() for m in module.modules() if hasattr(m, "idle_parameters")
+               ) if isinstance(module, torch.nn.Module) else 0
+    if idle:  # mixture of experts: what one token runs (all but the unchosen experts)
+        quant_report = getattr(denoiser, "quant_report", None)
+        total = getattr(quant_report, "parameters", 0) or params  # quantized: unpacked count
+        out["active_parameters"] = total - idle
     if getattr(denoiser, "source_format", None):  # e.g. a GGUF file's quant type
         out["format"] = denoiser.source_format
     biases = [m.future_bias for m in module.modules() if getattr(m, "future_bias", None)

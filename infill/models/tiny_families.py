@@ -163,6 +163,79 @@ def llada_state_dict(model: Transformer) -> dict[str, torch.Tensor]:
     return out
 
 
+# --------------------------------------------------------------------------- LLaDA-MoE
+
+LLADA_MOE_SPECIALS = ["<|startoftext|>", "<|endoftext|>", "<|mask|>", "<role>", "</role>",
+                      "<|role_end|>"]
+# The Ling/Bailing turn format LLaDA-MoE-Instruct is prompted with in dInfer-based scripts:
+# <role>HUMAN</role>...<|role_end|><role>ASSISTANT</role>. A stand-in, not the shipped file.
+LLADA_MOE_CHAT_TEMPLATE = (
+    "{% for message in messages %}<role>"
+    "{{ 'HUMAN' if message['role'] == 'user' else message['role'] | upper }}</role>"
+    "{{ message['content'] }}<|role_end|>{% endfor %}"
+    "{% if add_generation_prompt %}<role>ASSISTANT</role>{% endif %}"
+)
+
+
+def build_tiny_llada_moe(path: str | Path, *, seed: int = 0, instruct: bool = False,
+                         shards: int = 2, experts: int = 8, top_k: int = 2) -> Path:
+    """LLaDA-MoE-7B-A1B's format: ``model_type: llada`` with transformers-style and MoE
+    config keys (``LLaDAMoEConfig``'s full set), ``model.layers.N.mlp.experts.E.*`` names,
+    per-head ``q_norm``/``k_norm``, shards."""
+    from transformers import PreTrainedTokenizerFast
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=_bpe(LLADA_MOE_SPECIALS, vocab_size=300),
+        bos_token="<|startoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+        mask_token="<|mask|>",
+    )
+    if instruct:
+        tok.chat_template = LLADA_MOE_CHAT_TEMPLATE
+    tok.save_pretrained(str(path))
+    vocab = tok.get_vocab()
+    hidden, heads, kv, layers, expert_mlp = 64, 4, 2, 2, 32
+    config = {
+        "architectures": ["LLaDAMoEModelLM"], "attention_bias": False,
+        "attention_dropout": 0.0,
+        "auto_map": {"AutoConfig": "configuration_lladamoe.LLaDAConfig",
+                     "AutoModel": "modeling_lladamoe.LLaDAMoEModelLM",
+                     "AutoModelForCausalLM": "modeling_lladamoe.LLaDAMoEModelLM"},
+        "bos_token_id": vocab["<|startoftext|>"], "clip_qkv": None,
+        "dense_intermediate_size": 4 * hidden, "eos_token_id": vocab["<|endoftext|>"],
+        "expert_intermediate_size": expert_mlp, "hidden_act": "silu", "hidden_size": hidden,
+        "initializer_range": 0.02, "mask_token_id": vocab["<|mask|>"],
+        "max_position_embeddings": 512, "model_type": "llada",
+        "moe_layer_freq": [1] * layers, "moe_router_enable_expert_bias": False,
+        "moe_router_score_function": "softmax", "norm_topk_prob": False,
+        "num_attention_heads": heads, "num_experts": experts, "num_experts_per_tok": top_k,
+        "num_hidden_layers": layers, "num_key_value_heads": kv,
+        "output_router_logits": False, "pad_token_id": vocab["<|endoftext|>"],
+        "partial_rotary_factor": 1, "qk_layernorm": True, "rms_norm_eps": 1e-05,
+        "rope_scaling": None, "rope_theta": 50000, "routed_scaling_factor": 1,
+        "router_aux_loss_coef": 0.01, "router_num_group": None, "router_topk_group": None,
+        "shared_expert_intermediate_size": None, "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16", "transformers_version": "4.46.2", "use_cache": False,
+        "vocab_size": _round_up(len(tok)),
+    }
+    cfg = TransformerConfig(
+        vocab_size=config["vocab_size"], hidden_size=hidden, intermediate_size=expert_mlp,
+        num_layers=layers, num_heads=heads, num_kv_heads=kv, max_position=512,
+        rope_theta=50000.0, qk_norm=True, num_experts=experts, experts_per_token=top_k,
+        expert_intermediate_size=expert_mlp,
+    )
+    model = _random_transformer(cfg, seed)
+    for name, p in model.named_parameters():  # routers that prefer some experts clearly
+        if name.endswith("mlp.gate.weight"):
+            torch.nn.init.normal_(p, std=0.5)
+    state = {(k if k == "lm_head.weight" else f"model.{k}"): v
+             for k, v in model.state_dict().items()}
+    _write_sharded(path, state, shards)
+    _write_json(path, "config.json", config)
+    return path
+
+
 # --------------------------------------------------------------------------- Dream
 
 

@@ -7,7 +7,7 @@ names, biases and conventions; each family module maps its checkpoint onto it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,16 @@ class TransformerConfig:
     #: was pretrained as; training raises the bias where the suffix helps: attention
     #: annealed from causal to bidirectional, by gradient descent and per head.
     future_bias: float | None = None
+    #: Per-head RMSNorm of queries and keys before RoPE (LLaDA-MoE's ``qk_layernorm``).
+    qk_norm: bool = False
+    #: Mixture of experts in every block's feed-forward (0: the dense SwiGLU ``MLP``).
+    num_experts: int = 0
+    #: Experts each token is routed to (the router's top-k).
+    experts_per_token: int = 0
+    #: Hidden width of one expert's SwiGLU.
+    expert_intermediate_size: int = 0
+    #: Renormalise the top-k router probabilities to sum to one (Qwen2-MoE's option).
+    norm_topk_prob: bool = False
 
     @property
     def head_dim(self) -> int:
@@ -183,6 +193,9 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * hd, bias=cfg.qkv_bias)
         self.v_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * hd, bias=cfg.qkv_bias)
         self.o_proj = nn.Linear(cfg.num_heads * hd, cfg.hidden_size, bias=False)
+        if cfg.qk_norm:  # one weight of head_dim, shared by the heads
+            self.q_norm = RMSNorm(hd, cfg.rms_eps)
+            self.k_norm = RMSNorm(hd, cfg.rms_eps)
         self.future_bias = (
             None if cfg.future_bias is None
             else nn.Parameter(torch.full((cfg.num_heads,), float(cfg.future_bias)))
@@ -214,6 +227,8 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        if hasattr(self, "q_norm"):
+            q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is not None and active is None:
             cache.layers.append((k, v))
@@ -258,13 +273,78 @@ class MLP(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
+class Router(nn.Module):
+    """The MoE gate: one score per expert, ``weight`` ``[experts, hidden]``.
+
+    Not an ``nn.Linear`` on purpose: quantizers replace Linear layers, and the router's few
+    weights decide which experts run at all, so they stay in the model's float dtype."""
+
+    def __init__(self, hidden: int, experts: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(experts, hidden))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight)
+
+
+class MoEFeedForward(nn.Module):
+    """Softmax router, top-k experts per token, the outputs summed by router probability.
+
+    Names follow OLMoE/LLaDA-MoE (``gate``, ``experts.N.{gate,up,down}_proj``); each expert is
+    the SwiGLU ``MLP`` at ``expert_intermediate_size``. Tokens are grouped by expert with one
+    sort, so the only Python loop is over experts, each running once on all its tokens."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.top_k = cfg.experts_per_token
+        self.norm_topk_prob = cfg.norm_topk_prob
+        self.gate = Router(cfg.hidden_size, cfg.num_experts)
+        expert = replace(cfg, intermediate_size=cfg.expert_intermediate_size)
+        self.experts = nn.ModuleList(MLP(expert) for _ in range(cfg.num_experts))
+        #: Weights of one expert (gate, up, down), kept as a number: quantizers swap the
+        #: expert Linear layers for packed ones whose shapes no longer say it.
+        self.expert_parameters = 3 * cfg.hidden_size * cfg.expert_intermediate_size
+
+    def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(weights, experts)`` ``[tokens, k]`` for ``x`` ``[tokens, hidden]``: the top-k of
+        the softmax over all experts (renormalised only with ``norm_topk_prob``)."""
+        probs = F.softmax(self.gate(x), dim=-1, dtype=torch.float32)
+        weights, experts = torch.topk(probs, self.top_k, dim=-1)
+        if self.norm_topk_prob:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        return weights.to(x.dtype), experts
+
+    def idle_parameters(self) -> int:
+        """Expert parameters a token does not use: those of the ``experts - k`` not chosen."""
+        return (len(self.experts) - self.top_k) * self.expert_parameters
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        flat = x.reshape(-1, shape[-1])
+        weights, experts = self.route(flat)
+        chosen = experts.reshape(-1)  # [tokens * k], token t's choices at t*k .. t*k+k-1
+        order = torch.argsort(chosen, stable=True)
+        token = order // self.top_k
+        weight = weights.reshape(-1)[order]
+        counts = torch.bincount(chosen, minlength=len(self.experts)).tolist()
+        out = torch.zeros_like(flat)
+        start = 0
+        for expert, count in zip(self.experts, counts, strict=True):
+            if count:
+                rows = token[start:start + count]
+                y = expert(flat[rows]) * weight[start:start + count, None]
+                out.index_add_(0, rows, y.to(out.dtype))
+            start += count
+        return out.reshape(shape)
+
+
 class Block(nn.Module):
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_eps)
         self.self_attn = Attention(cfg)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_eps)
-        self.mlp = MLP(cfg)
+        self.mlp = MoEFeedForward(cfg) if cfg.num_experts else MLP(cfg)
 
     def forward(self, x, cos, sin, causal: bool, cache: KVCache | None = None, layer: int = 0,
                 active: torch.Tensor | None = None, later: torch.Tensor | None = None,

@@ -1,0 +1,145 @@
+"""LLaDA-MoE (``inclusionAI/LLaDA-MoE-7B-A1B-Base``, ``-Instruct``): LLaDA's masked diffusion
+on an OLMoE-shaped mixture-of-experts body.
+
+The checkpoint says ``model_type: llada`` (like dense LLaDA) but its ``config.json`` has
+transformers-style keys (``hidden_size``, ``num_hidden_layers``...) plus the MoE ones
+(``num_experts``, ``num_experts_per_tok``, ``expert_intermediate_size``, ``moe_layer_freq``)
+and ``architectures: [LLaDAMoEModelLM]``; dense LLaDA has OLMo keys (``d_model``). Tensors
+carry transformers' names, so the native ``Transformer`` needs only the ``model.`` prefix
+dropped:
+
+    model.embed_tokens                          -> embed_tokens
+    model.layers.N.self_attn.{q,k,v,o}_proj     -> layers.N.self_attn.{q,k,v,o}_proj
+    model.layers.N.self_attn.{q,k}_norm         -> per-head RMSNorm (``qk_layernorm``)
+    model.layers.N.mlp.gate                     -> the router, [experts, hidden]
+    model.layers.N.mlp.experts.E.{gate,up,down}_proj -> expert E's SwiGLU
+    model.norm, lm_head                         -> norm, lm_head (untied)
+
+Routing (``LLaDAMoESparseMoeBlock`` of the checkpoint's ``modeling_lladamoe.py``): softmax
+over all experts, top-k, the k probabilities used as they are: the remote code sets
+``norm_topk_prob = False`` whatever ``config.json`` says, and so does Lacuna. Attention is
+bidirectional; mask token 156895 (``<|mask|>``); logits are not shifted: row i scores token i.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import chat
+from .native import NativeDenoiser
+from .transformer import Transformer, TransformerConfig
+from .weights import ModelLoadError, load_into, load_tokenizer
+
+FAMILY = "llada-moe"
+MASK_ID = 156895
+ARCHITECTURES = ("LLaDAMoEModelLM", "LLaDAMoEModel")
+
+
+def detects(config: dict) -> bool:
+    """``LLaDAMoEModelLM``, ``model_type: lladamoe`` (dllm's renamed copy), or ``llada`` with
+    MoE keys; a dense LLaDA config (``d_model``, no experts) is not this family."""
+    archs = config.get("architectures") or []
+    kind = str(config.get("model_type", "")).lower()
+    if any(a in ARCHITECTURES for a in archs) or kind in ("lladamoe", "llada_moe"):
+        return True
+    return kind == "llada" and "num_experts" in config
+
+
+def _check_supported(config: dict) -> None:
+    """Refuse, by name, config options no released LLaDA-MoE checkpoint uses."""
+    problems = []
+    if str(config.get("hidden_act", "silu")) != "silu":
+        problems.append(f"hidden_act={config['hidden_act']!r} (expected 'silu')")
+    if config.get("rope_scaling"):
+        problems.append(f"rope_scaling={config['rope_scaling']!r}")
+    if config.get("partial_rotary_factor") not in (None, -1, 1, 1.0):
+        problems.append(f"partial_rotary_factor={config['partial_rotary_factor']!r}")
+    if config.get("clip_qkv") is not None:
+        problems.append(f"clip_qkv={config['clip_qkv']!r}")
+    if config.get("attention_bias"):
+        problems.append("attention_bias=True")
+    if config.get("moe_router_enable_expert_bias"):
+        problems.append("moe_router_enable_expert_bias=True")
+    shared = config.get("shared_expert_intermediate_size")
+    if shared is not None and int(shared) > 0:
+        problems.append(f"shared_expert_intermediate_size={shared} (a shared expert)")
+    freq = config.get("moe_layer_freq")
+    if freq is not None and not all(int(f) == 1 for f in freq):
+        problems.append("moe_layer_freq with dense layers (0 entries)")
+    if problems:
+        raise ModelLoadError(
+            "LLaDA-MoE config has " + "; ".join(problems) + ": Lacuna supports the released "
+            "LLaDA-MoE-7B-A1B layout (every layer MoE, softmax top-k router, no shared expert)"
+        )
+
+
+def transformer_config(config: dict) -> TransformerConfig:
+    _check_supported(config)
+    try:
+        heads = int(config["num_attention_heads"])
+        hidden = int(config["hidden_size"])
+        return TransformerConfig(
+            vocab_size=int(config["vocab_size"]),
+            hidden_size=hidden,
+            intermediate_size=int(config["expert_intermediate_size"]),
+            num_layers=int(config["num_hidden_layers"]),
+            num_heads=heads,
+            num_kv_heads=int(config.get("num_key_value_heads") or heads),
+            max_position=int(config.get("max_position_embeddings", 4096)),
+            rope_theta=float(config["rope_theta"]),
+            rms_eps=float(config.get("rms_norm_eps", 1e-5)),
+            tie_embeddings=bool(config.get("tie_word_embeddings", False)),
+            qk_norm=bool(config.get("qk_layernorm")),
+            num_experts=int(config["num_experts"]),
+            experts_per_token=int(config["num_experts_per_tok"]),
+            expert_intermediate_size=int(config["expert_intermediate_size"]),
+            norm_topk_prob=False,  # the checkpoint's own code ignores config.norm_topk_prob
+        )
+    except KeyError as e:
+        raise ModelLoadError(f"LLaDA-MoE config.json lacks {e.args[0]!r}") from None
+
+
+def rename(name: str) -> str | None:
+    """A LLaDA-MoE checkpoint name to the native Transformer's (drop ``model.``)."""
+    return name.removeprefix("model.")
+
+
+class LLaDAMoEDenoiser(NativeDenoiser):
+    """``Denoiser`` over the native bidirectional MoE transformer; no shift to undo."""
+
+    family = FAMILY
+
+    def __init__(self, model: Transformer, tokenizer, config: dict, device: torch.device,
+                 dtype: torch.dtype, instruct: bool) -> None:
+        super().__init__(model, tokenizer, config, device, dtype)
+        self.mask_id = int(config.get("mask_token_id")
+                           or chat.token_id(tokenizer, "<|mask|>") or MASK_ID)
+        self.max_length = int(config.get("max_position_embeddings", model.cfg.max_position))
+        eos = config.get("eos_token_id", tokenizer.eos_token_id)
+        role_end = chat.token_id(tokenizer, "<|role_end|>")
+        # <|endoftext|> pads the tail; the instruct model closes its turn with <|role_end|>.
+        self.end_ids = frozenset(int(i) for i in (eos, role_end) if i is not None)
+        self.instruct = bool(instruct and chat.has_chat_template(tokenizer))
+        self.prefix_ids, self.suffix_ids = self.frame()
+
+    def frame(self, instruction: str | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """``(prefix_ids, suffix_ids)``: the chat turn for instruct checkpoints, the
+        tokenizer's BOS (if it has one) for base ones."""
+        if self.instruct:
+            return chat.chat_frame(self.tokenizer, instruction or chat.DEFAULT_INSTRUCTION)
+        bos = self.tokenizer.bos_token_id
+        return ((int(bos),) if bos is not None else ()), ()
+
+
+def load(path: str | Path, config: dict, device: torch.device,
+         dtype: torch.dtype) -> LLaDAMoEDenoiser:
+    cfg = transformer_config(config)
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    load_into(model, path, rename, device=device, dtype=dtype)
+    model.eval()
+    tokenizer = load_tokenizer(path)
+    return LLaDAMoEDenoiser(model, tokenizer, config, device, dtype,
+                            instruct=chat.looks_instruct(path, config))
