@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..types import Denoiser
-from . import diffusion_gemma, dream, gguf_diffusion, lacuna, llada, masked_lm
+from . import diffusion_gemma, dream, gguf_diffusion, lacuna, llada, masked_lm, sdar
 from .weights import (
     ModelLoadError,
     WeightPlacer,
@@ -28,7 +28,7 @@ from .weights import (
 #: Checked in order; the first family whose ``detects`` accepts the config wins. Lacuna comes
 #: first: its config is a Llama one plus a ``lacuna`` section. Masked LMs come last: they are
 #: recognised by architecture (``*ForMaskedLM``), which no diffusion family uses.
-FAMILIES: list[ModuleType] = [lacuna, llada, dream, diffusion_gemma, masked_lm]
+FAMILIES: list[ModuleType] = [lacuna, llada, dream, sdar, diffusion_gemma, masked_lm]
 
 
 @dataclass(frozen=True)
