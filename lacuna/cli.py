@@ -214,6 +214,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         *report.rows(),
         ("window", f"{info['max_length']} tokens"),
     ]
+    rows += [(key, str(info[key])) for key in ("attention", "infill") if key in info]
     if "future_bias" in info:  # attention annealed from causal (see docs/default-model.md)
         fb = info["future_bias"]
         rows.append(("future bias", f"mean {fb['mean']}, min {fb['min']}, max {fb['max']}"))

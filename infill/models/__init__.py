@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..types import Denoiser
-from . import diffusion_gemma, dream, gguf_diffusion, lacuna, llada, llada_moe, masked_lm
+from . import diffusion_gemma, dream, gguf_diffusion, lacuna, llada, llada_moe, masked_lm, sdar
 from .weights import (
     ModelLoadError,
     WeightPlacer,
@@ -29,7 +29,8 @@ from .weights import (
 #: first: its config is a Llama one plus a ``lacuna`` section. Masked LMs come last: they are
 #: recognised by architecture (``*ForMaskedLM``), which no diffusion family uses. LLaDA-MoE
 #: comes before LLaDA: its config also says ``model_type: llada``.
-FAMILIES: list[ModuleType] = [lacuna, llada_moe, llada, dream, diffusion_gemma, masked_lm]
+FAMILIES: list[ModuleType] = [lacuna, llada_moe, llada, dream, sdar, diffusion_gemma,
+                              masked_lm]
 
 
 @dataclass(frozen=True)

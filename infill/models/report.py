@@ -41,6 +41,12 @@ def describe(denoiser: Denoiser) -> dict[str, object]:
         out["active_parameters"] = total - idle
     if getattr(denoiser, "source_format", None):  # e.g. a GGUF file's quant type
         out["format"] = denoiser.source_format
+    # What the family can and cannot do, in its own words (SDAR: block-causal attention, the
+    # suffix only as fill-in-the-middle context).
+    if getattr(denoiser, "attention", None):
+        out["attention"] = str(denoiser.attention)
+    if getattr(denoiser, "infill_support", None):
+        out["infill"] = str(denoiser.infill_support)
     biases = [m.future_bias for m in module.modules() if getattr(m, "future_bias", None)
               is not None] if isinstance(module, torch.nn.Module) else []
     if biases:  # attention annealed from causal: how far towards bidirectional it got

@@ -409,3 +409,119 @@ def build_tiny_diffusion_gemma(path: str | Path, *, seed: int = 0, instruct: boo
     torch.manual_seed(seed)
     DiffusionGemmaForBlockDiffusion(config).save_pretrained(str(path))
     return path
+
+
+# --------------------------------------------------------------------------- SDAR
+
+#: Qwen3's added tokens in SDAR's id order (151643...151669); ``special`` as SDAR's
+#: ``tokenizer_config.json`` marks them (tool, FIM, think and mask tokens are not special).
+SDAR_SPECIALS = [
+    ("<|endoftext|>", True), ("<|im_start|>", True), ("<|im_end|>", True),
+    ("<|object_ref_start|>", True), ("<|object_ref_end|>", True), ("<|box_start|>", True),
+    ("<|box_end|>", True), ("<|quad_start|>", True), ("<|quad_end|>", True),
+    ("<|vision_start|>", True), ("<|vision_end|>", True), ("<|vision_pad|>", True),
+    ("<|image_pad|>", True), ("<|video_pad|>", True), ("<tool_call>", False),
+    ("</tool_call>", False), ("<|fim_prefix|>", False), ("<|fim_middle|>", False),
+    ("<|fim_suffix|>", False), ("<|fim_pad|>", False), ("<|repo_name|>", False),
+    ("<|file_sep|>", False), ("<tool_response>", False), ("</tool_response>", False),
+    ("<think>", False), ("</think>", False), ("<|MASK|>", False),
+]
+# Qwen3's template as SDAR ships it, without the tool branch: a system turn only if given,
+# and the last assistant reply opened by a (here empty) <think> block.
+SDAR_CHAT_TEMPLATE = (
+    "{%- if messages[0].role == 'system' %}{{- '<|im_start|>system\\n' + messages[0].content"
+    " + '<|im_end|>\\n' }}{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if message.role == 'user' or (message.role == 'system' and not loop.first) %}"
+    "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}"
+    "{%- elif message.role == 'assistant' %}{%- if loop.last %}"
+    "{{- '<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' + message.content.lstrip('\\n') }}"
+    "{%- else %}{{- '<|im_start|>assistant\\n' + message.content }}{%- endif %}"
+    "{{- '<|im_end|>\\n' }}{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}"
+)
+
+
+def build_tiny_sdar(path: str | Path, *, seed: int = 0, instruct: bool = False,
+                    shards: int = 2, block_size: int = 4) -> Path:
+    """SDAR-4B-Chat's format: Qwen3 names (no q/k/v bias, per-head ``q_norm``/``k_norm``),
+    a ``head_dim`` that is not hidden/heads, ``block_size``, ``mask_token_id``; Qwen2's BPE as
+    ``tokenizer.json`` and ``vocab.json`` + ``merges.txt`` with Qwen3's added tokens; shards."""
+    from transformers import Qwen2Tokenizer
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    bpe = _bpe([], specials_first=False)
+    bpe.model.save(str(path))
+    n = bpe.get_vocab_size()
+    ids = {s: n + i for i, (s, _) in enumerate(SDAR_SPECIALS)}
+    added = {str(ids[s]): {"content": s, "lstrip": False, "normalized": False, "rstrip": False,
+                           "single_word": False, "special": special}
+             for s, special in SDAR_SPECIALS}
+    extra = ["<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+             "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>",
+             "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>",
+             "<|video_pad|>"]
+    tok_config = {
+        "add_bos_token": False, "add_prefix_space": False, "added_tokens_decoder": added,
+        "additional_special_tokens": [*extra, "<|MASK|>"],
+        "auto_map": {"AutoTokenizer": ["tokenization_qwen2.Qwen2Tokenizer", None]},
+        "bos_token": None, "clean_up_tokenization_spaces": False,
+        "eos_token": "<|endoftext|>", "errors": "replace", "mask_token": "<|MASK|>",
+        "model_max_length": 131072, "pad_token": "<|endoftext|>",
+        "split_special_tokens": False, "tokenizer_class": "Qwen2Tokenizer", "unk_token": None,
+    }
+    if instruct:
+        tok_config["chat_template"] = SDAR_CHAT_TEMPLATE
+    _write_json(path, "tokenizer_config.json", tok_config)
+    tok = Qwen2Tokenizer.from_pretrained(str(path), local_files_only=True)
+    tok.backend_tokenizer.save(str(path / "tokenizer.json"))
+    # As shipped: added_tokens.json names the mask "<MASK>" where tokenizer_config says
+    # "<|MASK|>" (same id); special_tokens_map.json lists "<MASK>" too.
+    _write_json(path, "added_tokens.json", {
+        ("<MASK>" if s == "<|MASK|>" else s): i for s, i in sorted(ids.items())})
+    eot = {"content": "<|endoftext|>", "lstrip": False, "normalized": False, "rstrip": False,
+           "single_word": False}
+    _write_json(path, "special_tokens_map.json", {
+        "additional_special_tokens": [*extra, "<MASK>"], "eos_token": eot, "pad_token": eot})
+    if instruct:
+        (path / "chat_template.jinja").write_text(SDAR_CHAT_TEMPLATE, encoding="utf-8")
+    hidden, heads, kv, head_dim, layers, inter = 64, 4, 2, 32, 2, 128
+    config = {
+        "architectures": ["SDARForCausalLM"],
+        "auto_map": {"AutoConfig": "configuration_sdar.SDARConfig",
+                     "AutoModel": "modeling_sdar.SDARModel",
+                     "AutoModelForCausalLM": "modeling_sdar.SDARForCausalLM"},
+        "attention_bias": False, "attention_dropout": 0.0,
+        "attn_implementation": "flex_attention", "bos_token_id": ids["<|endoftext|>"],
+        "debug": False, "eos_token_id": ids["<|endoftext|>"], "block_size": block_size,
+        "mask_token_id": ids["<|MASK|>"], "ep_size": 1, "fuse_cross_entropy": True,
+        "head_dim": head_dim, "hidden_act": "silu", "hidden_size": hidden,
+        "initializer_range": 0.02, "intermediate_size": inter,
+        "max_position_embeddings": 4096, "max_window_layers": layers, "micro_forward": False,
+        "model_type": "sdar", "num_attention_heads": heads, "num_hidden_layers": layers,
+        "num_key_value_heads": kv, "rms_norm_eps": 1e-06, "rope_scaling": None,
+        "rope_theta": 1000000, "skip_checkpoint": False, "sliding_window": None,
+        "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+        "transformers_version": "4.52.4", "use_cache": False, "use_deepep": False,
+        "use_sliding_window": False, "vocab_size": _round_up(n + len(SDAR_SPECIALS)),
+    }
+    cfg = TransformerConfig(
+        vocab_size=config["vocab_size"], hidden_size=hidden, intermediate_size=inter,
+        num_layers=layers, num_heads=heads, num_kv_heads=kv, max_position=4096,
+        rope_theta=1e6, rms_eps=1e-6, head_size=head_dim, qk_norm=True,
+    )
+    model = _random_transformer(cfg, seed)
+    state = {(k if k == "lm_head.weight" else f"model.{k}"): v
+             for k, v in model.state_dict().items()}
+    _write_sharded(path, state, shards)
+    _write_json(path, "config.json", config)
+    _write_json(path, "generation_config.json", {
+        "bos_token_id": ids["<|endoftext|>"], "do_sample": True,
+        "eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]],
+        "pad_token_id": ids["<|endoftext|>"], "temperature": 0.6, "top_k": 20, "top_p": 0.95,
+        "transformers_version": "4.51.0",
+    })
+    return path

@@ -38,7 +38,11 @@ class TransformerConfig:
     #: was pretrained as; training raises the bias where the suffix helps: attention
     #: annealed from causal to bidirectional, by gradient descent and per head.
     future_bias: float | None = None
-    #: Per-head RMSNorm of queries and keys before RoPE (LLaDA-MoE's ``qk_layernorm``).
+    #: Width of one attention head when the config names it (Qwen3's ``head_dim``: 128 in
+    #: SDAR-4B, whose hidden size 2560 is not 32 heads of 128); ``None``: hidden / heads.
+    head_size: int | None = None
+    #: Per-head RMSNorm of queries and keys before RoPE (Qwen3's and LLaDA-MoE's
+    #: ``q_norm``/``k_norm``: one weight of head_dim, shared by the heads).
     qk_norm: bool = False
     #: Mixture of experts in every block's feed-forward (0: the dense SwiGLU ``MLP``).
     num_experts: int = 0
@@ -51,7 +55,7 @@ class TransformerConfig:
 
     @property
     def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
+        return self.head_size or self.hidden_size // self.num_heads
 
 
 class RMSNorm(nn.Module):
@@ -193,7 +197,8 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * hd, bias=cfg.qkv_bias)
         self.v_proj = nn.Linear(cfg.hidden_size, cfg.num_kv_heads * hd, bias=cfg.qkv_bias)
         self.o_proj = nn.Linear(cfg.num_heads * hd, cfg.hidden_size, bias=False)
-        if cfg.qk_norm:  # one weight of head_dim, shared by the heads
+        self.qk_norm = cfg.qk_norm
+        if cfg.qk_norm:
             self.q_norm = RMSNorm(hd, cfg.rms_eps)
             self.k_norm = RMSNorm(hd, cfg.rms_eps)
         self.future_bias = (
@@ -214,7 +219,7 @@ class Attention(nn.Module):
         self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, causal: bool,
         cache: KVCache | None = None, layer: int = 0, active: torch.Tensor | None = None,
         later: torch.Tensor | None = None, past: PastKV | None = None,
-        grown: PastKV | None = None,
+        grown: PastKV | None = None, allowed: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """With ``past``: a causal pass over tokens that follow ``past``'s, whose keys and
         values (``past``'s and their own) are appended to ``grown``. With ``cache`` and no
@@ -222,12 +227,13 @@ class Attention(nn.Module):
         values. With ``active``: ``x`` holds only those rows; their fresh keys and values
         replace the cached ones and the other rows are read from the cache. ``later``
         (``[queries, keys]``, 1 where the key comes after the query) places the future
-        bias."""
+        bias. ``allowed`` (``[queries, keys]`` bool): which keys each query may read, in place
+        of ``causal`` (SDAR's block-causal pattern)."""
         b, n, _ = x.shape
         q = self.q_proj(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        if hasattr(self, "q_norm"):
+        if self.qk_norm:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is not None and active is None:
@@ -255,6 +261,9 @@ class Attention(nn.Module):
         mask = None
         if self.future_bias is not None and later is not None:
             mask = later.to(q.dtype)[None] * self.future_bias.to(q.dtype)[:, None, None]
+        if allowed is not None:
+            mask = allowed if mask is None else mask.masked_fill(~allowed, float("-inf"))
+            causal = False
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=causal,
             enable_gqa=self.num_kv_heads != self.num_heads,
@@ -348,9 +357,10 @@ class Block(nn.Module):
 
     def forward(self, x, cos, sin, causal: bool, cache: KVCache | None = None, layer: int = 0,
                 active: torch.Tensor | None = None, later: torch.Tensor | None = None,
-                past: PastKV | None = None, grown: PastKV | None = None) -> torch.Tensor:
+                past: PastKV | None = None, grown: PastKV | None = None,
+                allowed: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, causal, cache, layer, active,
-                               later, past, grown)
+                               later, past, grown, allowed)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
@@ -377,9 +387,12 @@ class Transformer(nn.Module):
 
     def hidden(
         self, ids: torch.Tensor, causal: bool = False, cache: KVCache | None = None,
-        active: torch.Tensor | None = None,
+        active: torch.Tensor | None = None, allowed: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Final-norm hidden states ``[batch, length, hidden]``.
+
+        ``allowed`` (``[length, length]`` bool, True where query row may read key column)
+        replaces the causal/bidirectional choice: SDAR's block-causal attention.
 
         With an empty ``cache`` the pass fills it; with a filled one and sorted ``active``
         positions only those rows are computed (``[batch, len(active), hidden]``).
@@ -395,11 +408,12 @@ class Transformer(nn.Module):
             if cache is None or not cache.layers:
                 raise ValueError("active rows need a cache filled by a full pass")
             ids, cos, sin = ids[:, active], cos[active], sin[active]
+            allowed = None if allowed is None else allowed[active]
         x = self.embed_tokens(ids)
         if self.cfg.embed_scale != 1.0:
             x = x * self.cfg.embed_scale
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, causal, cache, i, active, later)
+            x = layer(x, cos, sin, causal, cache, i, active, later, allowed=allowed)
         return self.norm(x)
 
     def extend(self, ids: torch.Tensor, past: PastKV | None = None) -> tuple[torch.Tensor, PastKV]:
@@ -424,11 +438,12 @@ class Transformer(nn.Module):
     def forward(
         self, ids: torch.Tensor, rows: torch.Tensor | None = None, causal: bool = False,
         cache: KVCache | None = None, active: torch.Tensor | None = None,
+        allowed: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits for every position, or only for ``rows`` (the head is a fifth of a small
         model's compute, so skipping it where nobody reads it pays). ``rows`` are absolute
         positions; with ``active`` they must be among the active rows."""
-        h = self.hidden(ids, causal, cache, active)
+        h = self.hidden(ids, causal, cache, active, allowed)
         if rows is not None:
             if active is not None:
                 rows = torch.searchsorted(active, rows)
