@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
+from .expand import Resized
 from .heal import Healing, unhealed
 from .holes import validate_holes
 from .length import denoise
@@ -69,6 +70,8 @@ def fill(
         healing = _healing(canvas, denoiser)
         done, report = denoise(canvas, request, denoiser, review, step_cb, should_cancel,
                                healing.admissible if healing else None)
+        if isinstance(done, Resized):  # the expand policy moved the holes
+            canvas = done.relaid(canvas)
         new_fills = _fills(canvas, done, denoiser, decode, request)
         lengths.append({**report, "budget": [r.hole.length.tokens for r in canvas.runs],
                         "tokens": [len(f.token_ids) for f in new_fills]})
@@ -137,11 +140,18 @@ def _fills(
     return out
 
 
-def _views(canvas: Canvas, x: torch.Tensor) -> list[HoleView]:
+def _spans(canvas: Canvas, runs: Sequence[range] | None) -> list[range]:
+    """Where each hole lies now: the plan's runs, or those of a canvas that grew or shrank
+    (the expand policy passes them with each callback)."""
+    return [r.positions for r in canvas.runs] if runs is None else list(runs)
+
+
+def _views(canvas: Canvas, x: torch.Tensor, runs: Sequence[range] | None = None
+           ) -> list[HoleView]:
     ids = x.tolist()
     return [
-        HoleView(r.hole, list(r.positions), [ids[p] for p in r.positions], r.heal)
-        for r in canvas.runs
+        HoleView(r.hole, list(span), [ids[p] for p in span], r.heal)
+        for r, span in zip(canvas.runs, _spans(canvas, runs), strict=True)
     ]
 
 
@@ -156,19 +166,19 @@ def _reviewer(
     whether a finished canvas has no new error (the constraint's ``check`` where it has
     one: a draft is judged whole, not token by token)."""
 
-    def view(x: torch.Tensor) -> CanvasView:
+    def view(x: torch.Tensor, runs: Sequence[range] | None = None) -> CanvasView:
         return CanvasView(
             text=request.text,
             language=request.language,
-            holes=_views(canvas, x),
+            holes=_views(canvas, x, runs),
             mask_id=denoiser.mask_id,
             end_ids=denoiser.end_ids,
             tokenizer=denoiser.tokenizer,
             decode=decode,
         )
 
-    def review(x: torch.Tensor):
-        return constraint.review(view(x))
+    def review(x: torch.Tensor, runs: Sequence[range] | None = None):
+        return constraint.review(view(x, runs))
 
     check = getattr(constraint, "check", None)
     review.accepts = lambda x: not (check(view(x)) if check else review(x))
@@ -182,10 +192,12 @@ def _progress(
     decode: Callable[[list[int]], str],
     offset: int,
 ):
-    def report(step: int, total: int, left: int, committed: int, x: torch.Tensor) -> None:
+    def report(step: int, total: int, left: int, committed: int, x: torch.Tensor,
+               runs: Sequence[range] | None = None) -> None:
         def texts() -> list[str]:
             ids = x.tolist()
-            return [decode(_kept([ids[p] for p in r.positions], denoiser)) for r in canvas.runs]
+            return [decode(_kept([ids[p] for p in span], denoiser))
+                    for span in _spans(canvas, runs)]
 
         on_step(StepInfo(offset + step, offset + total, left, committed, texts))
 

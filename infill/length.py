@@ -1,7 +1,7 @@
 """Length policies for auto-length holes: the model decides how long a fill is.
 
-A masked diffusion model fills exactly as many masks as it is given. Every policy here
-works on the hole's full budget of canvas positions; positions a fill does not use hold
+A masked diffusion model fills exactly as many masks as it is given. Every policy here but
+``expand`` works on the hole's full budget of canvas positions; positions a fill does not use hold
 the family's end token, which the engine trims. So a canvas never changes length, and
 growing or shrinking a hole is just turning end tokens into masks or masks into end tokens.
 
@@ -31,6 +31,7 @@ import torch
 
 from .calibrated import choose_lengths
 from .drafts import fill_canvas
+from .expand import expand
 from .plan import Canvas
 from .sample import Admissible, Bans, Review, Sampled, StepCallback, choose_tokens, commit, sample
 from .types import Cancelled, Denoiser, InfillError, InfillRequest, LengthOptions, SamplingOptions
@@ -222,8 +223,8 @@ def denoise(
     auto_runs = [list(r.positions) for r in canvas.runs if not r.exact]
     exact = [p for r in canvas.runs if r.exact for p in r.positions]
     policy = resolved_policy(request.length, denoiser)
-    if not auto_runs and policy != "drafts":
-        policy = "absorb"  # exact holes: only drafts read the policy
+    if not auto_runs and policy not in ("drafts", "expand"):
+        policy = "absorb"  # exact holes: only drafts and expand (its own bans) read it
     if policy == "drafts":
         drafter = getattr(denoiser, "drafter", None)
         if drafter is None:
@@ -234,6 +235,12 @@ def denoise(
                                    min(denoiser.end_ids), accept=accept, on_step=on_step,
                                    should_cancel=should_cancel)
         return done, {"policy": "drafts", **report}
+    if policy == "expand":
+        if admissible is not None:
+            raise InfillError("the expand length policy does not heal tokens; "
+                              "use absorb or grow with this model")
+        return expand(denoiser, canvas, request.options, request.length, review=review,
+                      on_step=on_step, should_cancel=should_cancel)
     if policy == "best_of" and review is not None:
         policy = "grow"  # best_of scores unconstrained rows; grow works with reviews
     if policy == "best_of":

@@ -107,9 +107,10 @@ class SamplingOptions:
             raise InfillError(f"unknown remasking {self.remasking!r}")
 
 
-LengthPolicy = Literal["auto", "absorb", "grow", "best_of", "drafts"]
-#: ``auto``: the model's own policy (``Denoiser.length_policy``, else ``absorb``).
-POLICIES = ("auto", "absorb", "grow", "best_of", "drafts", "cal")
+LengthPolicy = Literal["auto", "absorb", "grow", "best_of", "drafts", "cal", "expand"]
+#: ``auto``: the model's own policy (``Denoiser.length_policy``, else ``absorb``);
+#: ``expand`` needs a model trained with ``<|expand|>`` (``Denoiser.expand_id``, DreamOn).
+POLICIES = ("auto", "absorb", "grow", "best_of", "drafts", "cal", "expand")
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,8 @@ class LengthOptions:
     policy: LengthPolicy = "auto"
     #: What ``auto`` means for a model with no policy of its own (ghost text: ``grow``).
     fallback: LengthPolicy = "absorb"
-    #: grow: masks a hole starts with, masks opened at a time, and the end-token
-    #: probability after the masks below which the hole grows.
+    #: grow and expand: masks a hole starts with; grow: masks opened at a time, and the
+    #: end-token probability after the masks below which the hole grows.
     initial: int = 8
     step: int = 8
     grow_below: float = 0.5
@@ -209,6 +210,10 @@ class Denoiser(Protocol):
     token at position ``i`` (families whose logits are shifted by one realign internally).
     With ``positions`` (1-D indices) only those rows are returned: ``[batch, len(positions),
     vocab]``, which lets a family skip the output head elsewhere.
+
+    Optional, read in one place each: ``length_policy`` (what ``auto`` means for this
+    model), ``expand_id`` (a family trained to commit ``<|expand|>``, DreamOn: the canvas
+    may grow and shrink, ``infill.expand``).
     """
 
     family: str

@@ -187,6 +187,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     rows.append(("bitsandbytes", _version_of("bitsandbytes")))
     rows.append(("tree-sitter", _version_of("tree_sitter", dist="tree-sitter")))
     rows.append(("pygls", _version_of("pygls")))
+    from infill.expand import expand_id_of
     from infill.models import detect_family
     from infill.models.default import resolve_model
     from infill.models.report import describe
@@ -221,6 +222,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if getattr(denoiser, "drafter", None) is not None:
         rows.append(("length policy", f"{denoiser.length_policy} (the causal view drafts, "
                                       "the text after the hole picks)"))
+    expand_id = expand_id_of(denoiser)
+    if expand_id is not None:
+        ends = ", ".join(str(i) for i in sorted(denoiser.end_ids))
+        rows.append(("length policy", f"expand (DreamOn: <|expand|> {expand_id} makes a mask "
+                                      f"two, the end token {ends} deletes one)"))
     _print_rows(rows)
     return 0
 
@@ -288,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "faster, approximate)")
     f.add_argument("--length-policy", choices=POLICIES, default=DEFAULTS.length_policy,
                    help="how auto-length holes find their length (default: auto, the "
-                        "model's own: drafts for the embedded default, else absorb)")
+                        "model's own: drafts for the embedded default, expand for DreamOn, "
+                        "else absorb)")
     f.add_argument("--context", type=int, help="context tokens around the holes")
     f.add_argument("--language", help="LSP language id (default: from the file extension)")
     f.add_argument("--constrain", action=argparse.BooleanOptionalAction, default=None,

@@ -150,7 +150,7 @@ class Settings:
         "auto", _str(choices=POLICIES),
         "how auto-length holes find their length: " + ", ".join(f"`{p}`" for p in POLICIES),
         "`auto` is the model's own: `drafts` for the embedded default (the measured best "
-        "there, benchmarks.md), else `absorb`")
+        "there, benchmarks.md), `expand` for DreamOn (trained for it), else `absorb`")
     cache: bool = setting(
         True, _bool, "reuse the context's keys and values between steps (approximate)", _FAST)
     inline_threshold: float | None = setting(

@@ -10,6 +10,12 @@ those files with transformers' own ``Qwen2Tokenizer`` (same regex, NFC, byte-lev
 Dream was adapted from an autoregressive model and keeps its head's shift: the logit at row
 ``i - 1`` scores token ``i``. ``logits`` realigns that here, so row ``i`` scores token ``i`` like
 every other family, and every canvas starts with at least one prefix token.
+
+DreamOn (``Dream-org/DreamOn-v0-7B``) is a Dream checkpoint whose tokenizer adds
+``<|expand|>`` (151667 in the released code): the model commits it where a hole needs more
+room, and the end-of-text token where a position should go. A tokenizer with that token is
+DreamOn; its denoiser declares ``expand_id`` and takes the ``expand`` length policy
+(``infill.expand``) as its own.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from .weights import ModelLoadError, load_into, load_tokenizer
 
 FAMILY = "dream"
 MASK_ID = 151666
+#: DreamOn's "one mask becomes two" token (``<|expand|>``, id 151667 in DreamOn's release).
+EXPAND_TOKEN = "<|expand|>"
 #: Dream v0 was trained on 2048-token sequences; its config advertises Qwen2.5's 131072.
 TRAINED_LENGTH = 2048
 
@@ -112,6 +120,9 @@ class DreamDenoiser(NativeDenoiser):
         if self.bos_id is None:
             raise ModelLoadError("Dream needs a BOS/EOS token to open the canvas (shifted logits)")
         self.prefix_ids, self.suffix_ids = self.frame()
+        #: DreamOn: the token that makes one mask two (``None`` for every other Dream).
+        self.expand_id = expand_token_id(tokenizer, self.mask_id)
+        self.length_policy = "expand" if self.expand_id is not None else None
 
     def frame(self, instruction: str | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """``(prefix_ids, suffix_ids)`` around a canvas; never an empty prefix, since the
@@ -123,6 +134,22 @@ class DreamDenoiser(NativeDenoiser):
                 return prefix, suffix
         return (self.bos_id,), ()
 
+
+def expand_token_id(tokenizer, mask_id: int) -> int | None:
+    """The id of ``<|expand|>`` in a DreamOn tokenizer, else ``None``. It is made a special
+    token (if the checkpoint did not): the sampler never proposes a special token, so no
+    other length policy can leave it in a fill."""
+    token_id = tokenizer.get_vocab().get(EXPAND_TOKEN)
+    if token_id is None or token_id == mask_id:
+        return None
+    if token_id not in tokenizer.all_special_ids:
+        try:
+            tokenizer.add_special_tokens({"extra_special_tokens": [EXPAND_TOKEN]},
+                                         replace_extra_special_tokens=False)
+        except TypeError:  # transformers 4 names them "additional"
+            tokenizer.add_special_tokens({"additional_special_tokens": [EXPAND_TOKEN]},
+                                         replace_additional_special_tokens=False)
+    return int(token_id)
 
 
 def load(path: str | Path, config: dict, device: torch.device,

@@ -38,7 +38,7 @@ export interface ServerSettings {
 }
 
 export const QUANT_MODES = ["none", "int8", "nf4", "torch-int8", "auto"];
-export const LENGTH_POLICIES = ["auto", "absorb", "grow", "best_of", "drafts", "cal"];
+export const LENGTH_POLICIES = ["auto", "absorb", "grow", "best_of", "drafts", "cal", "expand"];
 
 /** VS Code setting (under `lacuna.`) -> server key. */
 export const SERVER_KEYS: ReadonlyArray<readonly [string, keyof ServerSettings]> = [
