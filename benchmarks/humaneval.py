@@ -76,7 +76,14 @@ def run_program(source: str, timeout: float = 10.0) -> bool:
 
 
 def canonical_tokens(problem: dict, tokenizer) -> int:
-    return len(tokenizer(problem["canonical_solution"], add_special_tokens=False)["input_ids"])
+    """The tokens the canonical solution adds to its prompt, counted in context: a fill
+    whose first token joins the prompt's last one (a healed line break and indentation)
+    is that many tokens long, not as many as the solution tokenized alone."""
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    prompt = problem["prompt"]
+    return count(prompt + problem["canonical_solution"]) - count(prompt)
 
 
 def exact_match(problem: dict, fill: str) -> bool:

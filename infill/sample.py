@@ -219,7 +219,9 @@ class _Run:
         self.mask_id = denoiser.mask_id
         self.generator = torch.Generator(device=device).manual_seed(options.seed)
         self.positions = torch.tensor(sorted(mask_positions), dtype=torch.long, device=device)
-        self.blocks = _blocks(self.positions, None if growth else options.block_length)
+        # A block-diffusion family was trained to decode its blocks left to right.
+        block_length = options.block_length or getattr(denoiser, "block_size", None)
+        self.blocks = _blocks(self.positions, None if growth else block_length)
         if growth is not None:
             growth.prepare(self.x)
         total_masks = self.masks_left()

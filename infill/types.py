@@ -213,7 +213,9 @@ class Denoiser(Protocol):
 
     Optional, read in one place each: ``length_policy`` (what ``auto`` means for this
     model), ``expand_id`` (a family trained to commit ``<|expand|>``, DreamOn: the canvas
-    may grow and shrink, ``infill.expand``).
+    may grow and shrink, ``infill.expand``), ``block_size`` (a block-diffusion family that
+    decodes blocks of that many tokens left to right, SDAR: the sampler's block length when
+    the options name none).
     """
 
     family: str

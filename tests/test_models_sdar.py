@@ -223,5 +223,5 @@ def test_doctor_names_family_size_quant_memory_and_what_it_can_do(sdar_dir, caps
     params = sum(t.numel() for _, t in iter_tensors(sdar_dir))
     assert rows["parameters"].strip() == f"{params:,}"
     assert "float32" in rows["dtype"] and "quant" in rows and "memory" in out
-    assert "block-causal, blocks of 4" in out and "--block-length 4" in out
+    assert "block-causal, blocks of 4" in out
     assert "FIM context before the hole" in out and "best effort" in out

@@ -76,6 +76,20 @@ def test_semi_autoregressive_blocks_fill_left_to_right():
     assert seen[1] == ids_text(want[:2])
 
 
+def test_a_block_diffusion_model_decodes_its_own_blocks_left_to_right_by_default():
+    want = ids_of("a") + ids_of("(") + ids_of(")") + ids_of("=")
+    wishes = [[(t, c)] for t, c in zip(want, [1.0, 2.0, 8.0, 9.0], strict=True)]
+    blocky = ScriptedDenoiser([wishes])
+    blocky.block_size = 2  # what an SDAR denoiser declares
+    seen = []
+    fill(request(Length.exact(4)), blocky, on_step=lambda s: seen.append(s.texts()[0]))
+    assert seen[1] == ids_text(want[:2])
+    flat = []
+    fill(request(Length.exact(4)), ScriptedDenoiser([wishes]),
+         on_step=lambda s: flat.append(s.texts()[0]))
+    assert flat[1] != ids_text(want[:2])
+
+
 def test_threshold_commits_all_confident_tokens_at_once_and_never_zero():
     want = ids_of("a b c d")
     n = len(want)

@@ -160,7 +160,7 @@ class SDARDenoiser:
     @property
     def attention(self) -> str:
         return (f"block-causal, blocks of {self.block_size} decoded left to right "
-                f"(sample with --block-length {self.block_size})")
+                f"(the sampler's blocks unless --block-length names others)")
 
     @property
     def infill_support(self) -> str:
