@@ -50,6 +50,7 @@ from tree_sitter import Node, Parser, Point, Tree
 from infill.types import CanvasView, Remask
 
 from .registry import grammar_name, parser_for
+from .usage import unused_parameters
 
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = {v: k for k, v in OPENERS.items()}
@@ -407,6 +408,13 @@ class SyntaxConstraint:
                 rendered, errors = found
                 out += [e for e in errors if self._is_new(e, rendered, canvas)]
         return out
+
+    def unused_parameters(self, canvas: CanvasView) -> int:
+        """Parameters the functions holding a hole leave unread with the holes as they
+        stand (``grammars.usage``): among drafts the syntax accepts, fewer is better."""
+        original = self._original(canvas.text)
+        rendered = render(canvas, original, self._hole_bytes(canvas), shaped=True)
+        return unused_parameters(rendered.data, self.language, rendered.hole_spans)
 
     # -- internals ------------------------------------------------------------------
     def _original(self, text: str) -> bytes:

@@ -205,12 +205,15 @@ class Drafter:
 
 def fill_canvas(drafter: Drafter, canvas: Canvas, text: str, prefix_ids: list[int],
                 end_id: int, *, accept: Callable[[torch.Tensor], bool] | None = None,
+                unused: Callable[[torch.Tensor], int] | None = None,
                 on_step: Callable[[int, int, int, int, torch.Tensor], None] | None = None,
                 should_cancel: Callable[[], bool] | None = None) -> tuple[Sampled, dict]:
     """Every hole of ``canvas`` filled by the best-ranked draft, in document order (a later
     hole's context holds the earlier fills). ``accept`` (a syntax constraint's verdict on
     the canvas with a draft in place) passes over drafts it rejects while any is left; with
-    it, twice as many drafts are proposed.
+    it, twice as many drafts are proposed. ``unused`` (the parameters the functions
+    holding the hole leave unread with a draft in place) picks, among the accepted drafts,
+    the best-ranked of those that leave the fewest unread.
     Unused positions of an auto hole hold ``end_id``. Returns the canvas and a report."""
     x = torch.tensor(canvas.ids, dtype=torch.long)
     confidence: dict[int, float] = {}
@@ -250,15 +253,23 @@ def fill_canvas(drafter: Drafter, canvas: Canvas, text: str, prefix_ids: list[in
         owed_ids = drafter.tokenizer(owed, add_special_tokens=False)["input_ids"] if owed else []
         steps += max((len(d.tokens) for d in drafts), default=0)
         passes += max((len(d.tokens) for d in drafts), default=0) + 2
-        chosen = None
+        chosen, fewest = None, None
         for draft in ranked:
             _place(x, positions, draft, end_id, owed_ids)
-            if accept is None or accept(x):
+            if accept is not None and not accept(x):
+                rejected += 1
+                continue
+            if unused is None:
                 chosen = draft
                 break
-            rejected += 1
+            left = unused(x)
+            if fewest is None or left < fewest:
+                chosen, fewest = draft, left
+            if left == 0:
+                break
         if chosen is None and ranked:
             chosen = ranked[0]  # the constraint rejects all: the likeliest stands
+        if chosen is not None:
             _place(x, positions, chosen, end_id, owed_ids)
         if chosen is not None:
             confidence.update({p: math.exp(lp) for p, lp in zip(positions, chosen.logps,

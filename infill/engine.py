@@ -164,7 +164,9 @@ def _reviewer(
 ):
     """``review(x)``: the constraint's remasks for the canvas ``x``; ``review.accepts(x)``:
     whether a finished canvas has no new error (the constraint's ``check`` where it has
-    one: a draft is judged whole, not token by token)."""
+    one: a draft is judged whole, not token by token); ``review.unused(x)``: the
+    parameters the functions holding a hole leave unread (``grammars.usage``; 0 for a
+    constraint that does not count them)."""
 
     def view(x: torch.Tensor, runs: Sequence[range] | None = None) -> CanvasView:
         return CanvasView(
@@ -182,6 +184,8 @@ def _reviewer(
 
     check = getattr(constraint, "check", None)
     review.accepts = lambda x: not (check(view(x)) if check else review(x))
+    unused = getattr(constraint, "unused_parameters", None)
+    review.unused = (lambda x: unused(view(x))) if unused else (lambda x: 0)
     return review
 
 

@@ -231,8 +231,10 @@ def denoise(
             raise InfillError("the drafts length policy needs a model with a causal view "
                               "(the embedded default); use absorb, grow or best_of")
         accept = None if review is None else review.accepts
+        unused = None if review is None else review.unused
         done, report = fill_canvas(drafter, canvas, request.text, list(denoiser.prefix_ids),
-                                   min(denoiser.end_ids), accept=accept, on_step=on_step,
+                                   min(denoiser.end_ids), accept=accept, unused=unused,
+                                   on_step=on_step,
                                    should_cancel=should_cancel)
         return done, {"policy": "drafts", **report}
     if policy == "expand":

@@ -50,6 +50,16 @@ def test_the_syntax_constraint_passes_over_drafts_it_rejects():
     assert filled(den, "x = f(HOLE)\n", constrain=True) == "a"
 
 
+def test_under_the_constraint_a_draft_that_reads_every_parameter_is_preferred():
+    # "a" is likelier, but with it the function never reads "b".
+    rules = {"return ": {"a": 0.6, "b": 0.4}, "return a": {"\n": 0.9},
+             "return b": {"\n": 0.9}}
+    den = embedded_like(rules)
+    doc = "def g(a, b):\n    c = a\n    return HOLE\n"
+    assert filled(den, doc) == "a"
+    assert filled(den, doc, constrain=True) == "b"
+
+
 def test_an_exact_hole_gets_exactly_its_tokens():
     rules = {"x = f": {"(": 1.0}, "f(": {"a": 0.9}, "f(a": {")": 0.9, "b": 0.1},
              "f(ab": {"c": 0.9}, "f(abc": {")": 0.9}}
