@@ -27,7 +27,7 @@ from infill.drafts import Drafter  # noqa: E402
 from infill.engine import fill  # noqa: E402
 from infill.models import load_denoiser  # noqa: E402
 from infill.models.default import resolve_model  # noqa: E402
-from infill.models.transformer import ContextCache  # noqa: E402
+from infill.models.runtime.transformer import ContextCache  # noqa: E402
 from infill.types import Hole, Length  # noqa: E402
 from lsp_server.config import Settings  # noqa: E402
 from lsp_server.requests import make_request  # noqa: E402

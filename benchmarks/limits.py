@@ -120,7 +120,7 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="lacuna-limits-")
     model, size = args.model, int(args.megabytes * 1e6)
     if args.smoke:
-        from infill.models.tiny import build_tiny_model
+        from infill.models.embedded.tiny import build_tiny_model
 
         model, size = str(build_tiny_model(Path(tmp) / "tiny")), 50_000
     env = server_env(model, tmp)

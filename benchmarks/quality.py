@@ -49,7 +49,7 @@ SETS = {"single": "single-line", "multi": "multi-line"}
 
 def load_model(spec: str):
     from infill.models import load_denoiser
-    from infill.models.smollm2 import base_dir, default_dir
+    from infill.models.embedded.smollm2 import base_dir, default_dir
 
     if spec == "baseline":
         path = base_dir()
@@ -136,7 +136,7 @@ def causal_line(prompt: str, tokens: int = 48) -> str:
 
     from infill.heal import vocabulary_texts
     from infill.models import load_denoiser
-    from infill.models.smollm2 import base_dir
+    from infill.models.embedded.smollm2 import base_dir
 
     if "model" not in _CAUSAL:
         den = load_denoiser(base_dir(), device="cpu")

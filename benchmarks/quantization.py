@@ -167,7 +167,7 @@ def synthetic(args: argparse.Namespace) -> None:
     """An LLaDA-8B-shaped network, random bf16 weights streamed through the quantizer."""
     from torch import nn
 
-    from infill.models.transformer import Transformer, TransformerConfig
+    from infill.models.runtime.transformer import Transformer, TransformerConfig
     from quant import Quantizer
     from quant.layers import module_bytes
 

@@ -26,7 +26,7 @@ from .sample import Sampled
 from .types import Cancelled, InfillError
 
 if TYPE_CHECKING:  # the models package imports this module
-    from .models.transformer import PastKV, Transformer
+    from .models.runtime.transformer import PastKV, Transformer
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class Drafter:
         self._never = torch.zeros(self.tokens, dtype=torch.bool)
         self._never[sorted(t for t in self.special | self.end_ids if t < self.tokens)] = True
         self._device = torch.device(self.device)
-        from .models.transformer import ContextCache  # here: the models package imports us
+        from .models.runtime.transformer import ContextCache  # here: the models package imports us
 
         self._context = ContextCache(self.model, self._device)
 

@@ -190,8 +190,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from infill.expand import expand_id_of
     from infill.models import detect_family
     from infill.models.default import resolve_model
-    from infill.models.report import describe
-    from infill.models.weights import ModelLoadError
+    from infill.models.runtime.report import describe
+    from infill.models.runtime.weights import ModelLoadError
     from quant import load
 
     try:
@@ -342,7 +342,7 @@ def _joined_ranges(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(_joined_ranges(sys.argv[1:] if argv is None else argv))
     # After parsing: --version and --help answer without importing torch.
-    from infill.models.weights import ModelLoadError
+    from infill.models.runtime.weights import ModelLoadError
     from infill.types import InfillError
 
     try:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from infill.models.weights import ModelLoadError
+from infill.models.runtime.weights import ModelLoadError
 
 from .choices import BNB_MODES, CHOICES, MODES  # noqa: F401  (re-exported)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from infill.models.tiny import build_tiny_model
+from infill.models.embedded.tiny import build_tiny_model
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from infill.models.tiny import BOS_ID, END_ID, MASK_ID, build_tokenizer
+from infill.models.embedded.tiny import BOS_ID, END_ID, MASK_ID, build_tokenizer
 
 _TOKENIZER = None
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-smollm2 = pytest.importorskip("infill.models.smollm2")
+smollm2 = pytest.importorskip("infill.models.embedded.smollm2")
 
 
 def _wheel_present() -> bool:
@@ -101,7 +101,7 @@ def test_shifted_logits_realign_to_the_scored_position(base_denoiser):
 @pytest.mark.slow
 def test_adapter_is_merged_at_load(base, base_denoiser, cache, tmp_path):
     from infill.models import load_denoiser
-    from infill.models.adapter import save_adapter
+    from infill.models.runtime.adapter import save_adapter
 
     g = torch.Generator().manual_seed(0)
     a = torch.randn(4, 576, generator=g) * 0.01
@@ -176,7 +176,7 @@ def test_resolve_model_names_the_embedded_default(monkeypatch, tmp_path):
 
 @needs_wheel
 def test_a_damaged_wheel_gives_an_error_naming_the_reinstall(tmp_path, monkeypatch):
-    from infill.models.weights import ModelLoadError
+    from infill.models.runtime.weights import ModelLoadError
 
     cut = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
     cut.write_bytes(smollm2.gguf_path().read_bytes()[: 1 << 20])
@@ -189,7 +189,7 @@ def test_a_damaged_wheel_gives_an_error_naming_the_reinstall(tmp_path, monkeypat
 
 @needs_wheel
 def test_a_cache_that_cannot_be_written_gives_an_error_naming_lacuna_cache(tmp_path):
-    from infill.models.weights import ModelLoadError
+    from infill.models.runtime.weights import ModelLoadError
 
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the cache should be")

@@ -5,8 +5,8 @@ from support import ScriptedDenoiser, TextRulesLM
 
 from grammars import syntax_constraint
 from infill.engine import fill
-from infill.models.tiny import END_ID
-from infill.models.two_views import CausalView, TwoViewDenoiser
+from infill.models.embedded.tiny import END_ID
+from infill.models.embedded.two_views import CausalView, TwoViewDenoiser
 from infill.types import Cancelled, Hole, InfillRequest, Length, LengthOptions
 
 

@@ -13,7 +13,7 @@ from infill.edits import apply_edits, edits_from_result
 from infill.engine import fill
 from infill.expand import Resized, expand
 from infill.length import denoise
-from infill.models.tiny import BOS_ID, END_ID, MASK_ID
+from infill.models.embedded.tiny import BOS_ID, END_ID, MASK_ID
 from infill.plan import plan
 from infill.types import (
     Hole,

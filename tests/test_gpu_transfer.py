@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from infill.models.adapter import read_adapter, save_adapter
-from infill.models.smollm2 import gguf_path
-from infill.models.weights import ModelLoadError
+from infill.models.embedded.smollm2 import gguf_path
+from infill.models.runtime.adapter import read_adapter, save_adapter
+from infill.models.runtime.weights import ModelLoadError
 from training.corpus import humaneval_needles
 from training.gpu import join, pack, shrink
 

@@ -9,7 +9,7 @@ from grammars import language_for, supported, syntax_constraint
 from grammars.constraint import SyntaxConstraint, syntax_errors
 from grammars.registry import parser_for
 from infill.engine import decoder_for, fill
-from infill.models.tiny import END_ID, MASK_ID
+from infill.models.embedded.tiny import END_ID, MASK_ID
 from infill.types import CanvasView, Hole, HoleView, InfillRequest, Length, SamplingOptions
 
 A, PLUS, B, RPAREN, NL, BACKTICK, HASH, SPACE = 67, 283, 266, 11, 201, 66, 5, 223

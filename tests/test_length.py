@@ -3,7 +3,7 @@
 from support import ScriptedDenoiser, ids_of
 
 from infill.engine import fill
-from infill.models.tiny import END_ID
+from infill.models.embedded.tiny import END_ID
 from infill.types import Hole, InfillRequest, Length, LengthOptions, SamplingOptions
 
 TEXT = "x = HOLE + y"

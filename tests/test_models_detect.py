@@ -5,8 +5,8 @@ import json
 import pytest
 
 from infill.models import FAMILIES, detect_family
-from infill.models.chat import looks_instruct
-from infill.models.weights import ModelLoadError
+from infill.models.runtime.chat import looks_instruct
+from infill.models.runtime.weights import ModelLoadError
 
 CONFIGS = {
     "lacuna": {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "lacuna": {}},

@@ -3,10 +3,10 @@
 import pytest
 import torch
 from family_checks import check_fill, check_interface, check_shapes
+from tiny_families import build_tiny_diffusion_gemma
 
 from infill.models import detect_family, diffusion_gemma, load_denoiser
-from infill.models.tiny_families import build_tiny_diffusion_gemma
-from infill.models.weights import ModelLoadError
+from infill.models.runtime.weights import ModelLoadError
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 from family_checks import check_fill, check_interface, check_shapes
+from tiny_families import build_tiny_dream
 
 from infill.models import detect_family, load_denoiser
-from infill.models.tiny_families import build_tiny_dream
-from infill.models.weights import iter_tensors
+from infill.models.runtime.weights import iter_tensors
 
 
 @pytest.fixture(scope="module")

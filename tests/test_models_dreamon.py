@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from family_checks import DOC, check_interface
 from lsp_support import Session, server_env
+from tiny_families import build_tiny_dream
 
 from infill.edits import apply_edits, edits_from_result
 from infill.engine import fill
 from infill.models import detect_family, load_denoiser
-from infill.models.tiny_families import build_tiny_dream
 from infill.sample import never_sampled
 from infill.types import Hole, InfillRequest, Length, LengthOptions, SamplingOptions
 

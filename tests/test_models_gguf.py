@@ -12,11 +12,11 @@ from family_checks import check_fill, check_interface, check_shapes
 from gguf import GGML_QUANT_SIZES, GGUFWriter, LlamaFileType
 from gguf import GGMLQuantizationType as Q
 from gguf.quants import dequantize, quantize
+from tiny_families import build_tiny_dream, build_tiny_llada
 
 from infill.models import detect_family, load_denoiser
-from infill.models.tiny_families import build_tiny_dream, build_tiny_llada
-from infill.models.transformer import Transformer, TransformerConfig
-from infill.models.weights import ModelLoadError
+from infill.models.runtime.transformer import Transformer, TransformerConfig
+from infill.models.runtime.weights import ModelLoadError
 
 TOP = {"embed_tokens.weight": "token_embd.weight", "norm.weight": "output_norm.weight",
        "lm_head.weight": "output.weight"}

@@ -131,7 +131,7 @@ def test_a_very_negative_future_bias_is_the_causal_network(tmp_path, tiny_model_
 
 
 def test_doctor_reports_how_far_attention_was_annealed(tmp_path, tiny_model_dir, tiny_denoiser):
-    from infill.models.report import describe
+    from infill.models.runtime.report import describe
 
     assert "future_bias" not in describe(tiny_denoiser)
     report = describe(_with_future_bias(tmp_path, tiny_model_dir, -2.0))

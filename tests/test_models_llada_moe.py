@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from family_checks import check_fill, check_interface, check_shapes
+from tiny_families import build_tiny_llada, build_tiny_llada_moe
 
 from infill.models import detect_family, load_denoiser
-from infill.models.report import describe
-from infill.models.tiny_families import build_tiny_llada, build_tiny_llada_moe
-from infill.models.weights import ModelLoadError, iter_tensors
+from infill.models.runtime.report import describe
+from infill.models.runtime.weights import ModelLoadError, iter_tensors
 
 
 @pytest.fixture(scope="module")

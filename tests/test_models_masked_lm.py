@@ -3,10 +3,10 @@
 import pytest
 import torch
 from family_checks import check_fill, check_interface, check_shapes
+from tiny_families import build_tiny_bert, build_tiny_modernbert
 
 from infill.models import detect_family, load_denoiser
-from infill.models.tiny_families import build_tiny_bert, build_tiny_modernbert
-from infill.models.weights import ModelLoadError
+from infill.models.runtime.weights import ModelLoadError
 
 BUILDERS = {"bert": build_tiny_bert, "modernbert": build_tiny_modernbert}
 

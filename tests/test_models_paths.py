@@ -4,11 +4,11 @@ import json
 import shutil
 
 import pytest
+from tiny_families import build_tiny_dream, build_tiny_llada
 
 from infill.models import load_denoiser
-from infill.models.tiny import build_tiny_model
-from infill.models.tiny_families import build_tiny_dream, build_tiny_llada
-from infill.models.weights import ModelLoadError, inside
+from infill.models.embedded.tiny import build_tiny_model
+from infill.models.runtime.weights import ModelLoadError, inside
 
 OUTSIDE = "outside the model directory"
 
@@ -47,7 +47,7 @@ def test_a_shard_index_entry_outside_is_refused(tmp_path, target):
 
 def test_an_index_outside_is_refused_for_transformers_families_too(tmp_path):
     """Families loaded by transformers get the check before transformers follows it."""
-    from infill.models.tiny_families import build_tiny_bert
+    from tiny_families import build_tiny_bert
 
     model = build_tiny_bert(tmp_path / "bert")
     (model / "model.safetensors.index.json").write_text(json.dumps(

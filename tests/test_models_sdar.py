@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 from family_checks import check_fill, check_interface, check_shapes
+from tiny_families import build_tiny_sdar
 
 from infill.models import ModelLoadError, detect_family, load_denoiser
-from infill.models.sdar import block_causal, fim_order
-from infill.models.tiny_families import build_tiny_sdar
-from infill.models.weights import iter_tensors
+from infill.models.families.sdar import block_causal, fim_order
+from infill.models.runtime.weights import iter_tensors
 from infill.types import CachedDenoiser
 
 

@@ -14,7 +14,7 @@ import quant
 from infill.engine import fill
 from infill.holes import find_markers
 from infill.models import load_denoiser
-from infill.models.transformer import Transformer, TransformerConfig
+from infill.models.runtime.transformer import Transformer, TransformerConfig
 from infill.types import InfillRequest, SamplingOptions
 from quant.modes import GiB, ParamCounts, QuantError, resolve_mode
 from quant.quantizer import Quantizer, count, targets

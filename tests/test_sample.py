@@ -4,7 +4,7 @@ import pytest
 from support import ScriptedDenoiser, ids_of
 
 from infill.engine import fill
-from infill.models.tiny import END_ID
+from infill.models.embedded.tiny import END_ID
 from infill.types import Cancelled, Hole, InfillRequest, Length, SamplingOptions
 
 TEXT = "def f(x):\n    return HOLE\n"

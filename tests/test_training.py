@@ -65,7 +65,7 @@ def test_exported_adapter_reproduces_the_trained_network(tiny_model_dir, tmp_pat
     import shutil
 
     from infill.models import load_denoiser
-    from infill.models.adapter import save_adapter
+    from infill.models.runtime.adapter import save_adapter
 
     trained = load_denoiser(tiny_model_dir, device="cpu")
     params = wrap(trained.model, rank=4, alpha=8.0)
@@ -147,7 +147,7 @@ def test_trained_future_biases_travel_in_the_adapter(tiny_model_dir, tmp_path):
     import shutil
 
     from infill.models import load_denoiser
-    from infill.models.adapter import save_adapter
+    from infill.models.runtime.adapter import save_adapter
 
     trained = load_denoiser(tiny_model_dir, device="cpu")
     params = wrap(trained.model, rank=4, alpha=8.0, future_bias=-3.0)

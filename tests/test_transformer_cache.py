@@ -3,7 +3,7 @@ is cached: grown token by token, or shared by rows that branch from it."""
 
 import torch
 
-from infill.models.transformer import Transformer, TransformerConfig
+from infill.models.runtime.transformer import Transformer, TransformerConfig
 
 
 def small_model() -> Transformer:

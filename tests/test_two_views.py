@@ -13,8 +13,8 @@ from infill.edits import apply_edits, edits_from_result
 from infill.engine import fill
 from infill.holes import validate_holes
 from infill.models import load_denoiser
-from infill.models.tiny import END_ID
-from infill.models.two_views import TwoViewDenoiser
+from infill.models.embedded.tiny import END_ID
+from infill.models.embedded.two_views import TwoViewDenoiser
 from infill.plan import plan
 from infill.types import Hole, InfillRequest, Length, SamplingOptions
 

@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("dst", type=Path)
     args = ap.parse_args(argv)
     if args.cmd == "pack":
-        from infill.models.smollm2 import gguf_path
+        from infill.models.embedded.smollm2 import gguf_path
         from training.corpus import HUMANEVAL
 
         for d in pack(args.out, gguf_path(), HUMANEVAL, wheels=not args.no_wheels):

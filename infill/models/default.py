@@ -29,7 +29,7 @@ def cache_dir() -> Path:
 
 def tiny_model_dir() -> Path:
     """The tiny model in the cache, built if missing (about a second)."""
-    from .tiny import build_tiny_model
+    from .embedded.tiny import build_tiny_model
 
     path = cache_dir() / "tiny-v1"
     if not (path / "config.json").exists():
@@ -52,7 +52,7 @@ TINY_NAME = "tiny"
 
 def embedded_default_dir() -> Path:
     """The embedded default model in the cache (converted on first use, ~10 s, once)."""
-    from .smollm2 import default_dir
+    from .embedded.smollm2 import default_dir
 
     return default_dir()
 

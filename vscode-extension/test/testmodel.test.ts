@@ -9,7 +9,7 @@ import { readModelConfig, testModelReason, TestModelWarning, WARNING } from "../
 // What the server sends today: `stats.model` of a lacuna/fill response is the worker's
 // model_info ({path, family, quant, note?}) plus `loads`; `note` is set when the model was
 // named "tiny" (infill.models.default.TINY_NOTE), and the tiny checkpoint's config.json
-// carries `lacuna.note` (infill/models/tiny.py) however it is named.
+// carries `lacuna.note` (infill/models/embedded/tiny.py) however it is named.
 const TINY_NOTE = "using the tiny test model (random weights, for tests): its fills show the machinery, " +
   "not meaningful text; name no model for the embedded default";
 const TINY_CONFIG = JSON.stringify({ model_type: "llama", lacuna: { mask_token_id: 1, note: "tiny test model: random weights unless trained on the toy corpus" } });

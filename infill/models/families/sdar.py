@@ -33,10 +33,10 @@ from pathlib import Path
 
 import torch
 
-from . import chat
+from ..runtime import chat
+from ..runtime.transformer import Transformer, TransformerConfig, forbid_untrained_rows
+from ..runtime.weights import ModelLoadError, load_into
 from .dream import load_dream_tokenizer
-from .transformer import Transformer, TransformerConfig, forbid_untrained_rows
-from .weights import ModelLoadError, load_into
 
 FAMILY = "sdar"
 MASK_ID = 151669

@@ -35,7 +35,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .gguf_reader import (
+from ..runtime.gguf_reader import (
     GGUFReadError,
     byte_level_bpe,
     field,
@@ -44,7 +44,7 @@ from .gguf_reader import (
     unpermute,
     vocabulary,
 )
-from .weights import ModelLoadError
+from ..runtime.weights import ModelLoadError
 
 BASE_NAME = "smollm2-135m-lacuna-base-v2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -226,7 +226,7 @@ def complete(converted: Path) -> bool:
 
 def base_dir(cache: Path | None = None, *, quiet: bool = False) -> Path:
     """The converted, unadapted checkpoint in the cache (converted on first use)."""
-    from .default import cache_dir
+    from ..default import cache_dir
 
     final = (cache or cache_dir()) / BASE_NAME
     if (final / "config.json").exists():
@@ -275,7 +275,7 @@ def adapter_digest(adapter: Path) -> str:
 
 def adapter_future_bias(adapter: Path) -> float | None:
     """The future-bias start an adapter was trained from (``None``: bidirectional)."""
-    from .adapter import read_adapter
+    from ..runtime.adapter import read_adapter
 
     tensors, meta = read_adapter(adapter)
     if not any(".future_bias." in k for k in tensors):

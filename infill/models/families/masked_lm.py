@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .weights import ModelLoadError, load_tokenizer, transformers_placement
+from ..runtime.weights import ModelLoadError, load_tokenizer, transformers_placement
 
 FAMILY = "masked-lm"
 #: RoBERTa-style position embeddings start after the padding index.

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch
 
-from . import chat
-from .native import NativeDenoiser
-from .transformer import Transformer, TransformerConfig
-from .weights import ModelLoadError, load_into, load_tokenizer
+from ..runtime import chat
+from ..runtime.native import NativeDenoiser
+from ..runtime.transformer import Transformer, TransformerConfig
+from ..runtime.weights import ModelLoadError, load_into, load_tokenizer
 
 FAMILY = "llada-moe"
 MASK_ID = 156895

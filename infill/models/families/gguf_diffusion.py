@@ -32,8 +32,8 @@ from pathlib import Path
 
 import torch
 
-from . import chat, dream, llada
-from .gguf_reader import (
+from ..runtime import chat
+from ..runtime.gguf_reader import (
     CONTROL,
     UNUSED,
     USER_DEFINED,
@@ -44,8 +44,9 @@ from .gguf_reader import (
     unpermute,
     vocabulary,
 )
-from .transformer import Transformer, TransformerConfig
-from .weights import ModelLoadError, load_into
+from ..runtime.transformer import Transformer, TransformerConfig
+from ..runtime.weights import ModelLoadError, load_into
+from . import dream, llada
 
 #: GGUF architectures this module loads, with the family and shift llama.cpp defaults to.
 ARCHS = {"dream": (dream, True), "llada": (llada, False)}

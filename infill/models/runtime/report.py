@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..types import Denoiser
+from ...types import Denoiser
 
 
 def describe(denoiser: Denoiser) -> dict[str, object]:

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import torch
 
-from . import chat
-from .weights import ModelLoadError, load_tokenizer, transformers_placement
+from ..runtime import chat
+from ..runtime.weights import ModelLoadError, load_tokenizer, transformers_placement
 
 FAMILY = "diffusion-gemma"
 ARCH = "DiffusionGemmaForBlockDiffusion"

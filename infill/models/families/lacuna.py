@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from .adapter import merge_adapter
-from .native import NativeDenoiser
-from .transformer import Transformer, TransformerConfig
-from .two_views import CausalView, TwoViewDenoiser
-from .weights import ModelLoadError, inside, load_into, load_tokenizer
+from ..embedded.two_views import CausalView, TwoViewDenoiser
+from ..runtime.adapter import merge_adapter
+from ..runtime.native import NativeDenoiser
+from ..runtime.transformer import Transformer, TransformerConfig
+from ..runtime.weights import ModelLoadError, inside, load_into, load_tokenizer
 
 FAMILY = "lacuna"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .tiny import TOY_CORPUS
-from .transformer import Transformer, TransformerConfig
+from infill.models.embedded.tiny import TOY_CORPUS
+from infill.models.runtime.transformer import Transformer, TransformerConfig
 
 LLADA_SPECIALS = ["<|startoftext|>", "<|endoftext|>", "<|mdm_mask|>", "<|start_header_id|>",
                   "<|end_header_id|>", "<|eot_id|>"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from .transformer import Transformer, TransformerConfig
+from ..runtime.transformer import Transformer, TransformerConfig
 
 SPECIALS = ["<|endoftext|>", "<|mask|>", "<|bos|>"]
 END_ID, MASK_ID, BOS_ID = 0, 1, 2

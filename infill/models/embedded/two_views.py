@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import torch
 
-from ..drafts import Drafter
-from ..heal import beginning
-from .native import NativeDenoiser
-from .transformer import ContextCache, Transformer, forbid_untrained_rows
+from ...drafts import Drafter
+from ...heal import beginning
+from ..runtime.native import NativeDenoiser
+from ..runtime.transformer import ContextCache, Transformer, forbid_untrained_rows
 
 
 class CausalView:
