@@ -19,7 +19,7 @@ export function modelDir(): string {
   const dir = path.join(os.tmpdir(), "lacuna-tiny");
   if (!fs.existsSync(path.join(dir, "config.json"))) {
     const python = path.join(REPO_ROOT, ".venv", "bin", "python");
-    execFileSync(python, ["-c", `from infill.models.tiny import build_tiny_model; build_tiny_model(${JSON.stringify(dir)})`], {
+    execFileSync(python, ["-c", `from infill.models.embedded.tiny import build_tiny_model; build_tiny_model(${JSON.stringify(dir)})`], {
       cwd: REPO_ROOT,
       stdio: "inherit",
     });
