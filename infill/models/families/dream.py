@@ -26,7 +26,7 @@ import torch
 
 from ..runtime import chat
 from ..runtime.native import NativeDenoiser
-from ..runtime.transformer import Transformer, TransformerConfig
+from ..runtime.transformer import Transformer, TransformerConfig, from_qwen_config
 from ..runtime.weights import ModelLoadError, load_into, load_tokenizer
 
 FAMILY = "dream"
@@ -43,30 +43,7 @@ def detects(config: dict) -> bool:
 
 
 def transformer_config(config: dict) -> TransformerConfig:
-    if config.get("rope_scaling"):
-        raise ModelLoadError(f"Dream config sets rope_scaling={config['rope_scaling']!r}; "
-                             "Lacuna supports plain RoPE (the released checkpoints)")
-    if config.get("use_sliding_window"):
-        raise ModelLoadError("Dream config enables sliding-window attention; not supported")
-    if config.get("hidden_act", "silu") != "silu":
-        raise ModelLoadError(f"Dream config has hidden_act={config['hidden_act']!r}, not silu")
-    try:
-        heads = int(config["num_attention_heads"])
-        return TransformerConfig(
-            vocab_size=int(config["vocab_size"]),
-            hidden_size=int(config["hidden_size"]),
-            intermediate_size=int(config["intermediate_size"]),
-            num_layers=int(config["num_hidden_layers"]),
-            num_heads=heads,
-            num_kv_heads=int(config.get("num_key_value_heads") or heads),
-            max_position=int(config.get("max_position_embeddings", 32768)),
-            rope_theta=float(config.get("rope_theta", 10000.0)),
-            rms_eps=float(config.get("rms_norm_eps", 1e-6)),
-            qkv_bias=True,
-            tie_embeddings=bool(config.get("tie_word_embeddings", False)),
-        )
-    except KeyError as e:
-        raise ModelLoadError(f"Dream config.json lacks {e.args[0]!r}") from None
+    return from_qwen_config(config, "Dream", rope_theta=10000.0, qkv_bias=True)
 
 
 def rename_for(cfg: TransformerConfig):

@@ -34,7 +34,12 @@ from pathlib import Path
 import torch
 
 from ..runtime import chat
-from ..runtime.transformer import Transformer, TransformerConfig, forbid_untrained_rows
+from ..runtime.transformer import (
+    Transformer,
+    TransformerConfig,
+    forbid_untrained_rows,
+    from_qwen_config,
+)
 from ..runtime.weights import ModelLoadError, load_into
 from .dream import load_dream_tokenizer
 
@@ -60,34 +65,11 @@ def transformer_config(config: dict) -> TransformerConfig:
             "Lacuna runs the dense SDAR checkpoints (model_type 'sdar'); the mixture-of-experts "
             "SDAR-30B-A3B needs an MoE feed-forward"
         )
-    if config.get("rope_scaling"):
-        raise ModelLoadError(f"SDAR config sets rope_scaling={config['rope_scaling']!r}; "
-                             "Lacuna supports plain RoPE (the released checkpoints)")
-    if config.get("use_sliding_window"):
-        raise ModelLoadError("SDAR config enables sliding-window attention; not supported")
     if config.get("attention_bias"):
         raise ModelLoadError("SDAR config sets attention_bias; the released checkpoints have "
                              "no q/k/v/o biases and Lacuna supports only those")
-    if config.get("hidden_act", "silu") != "silu":
-        raise ModelLoadError(f"SDAR config has hidden_act={config['hidden_act']!r}, not silu")
-    try:
-        heads = int(config["num_attention_heads"])
-        return TransformerConfig(
-            vocab_size=int(config["vocab_size"]),
-            hidden_size=int(config["hidden_size"]),
-            intermediate_size=int(config["intermediate_size"]),
-            num_layers=int(config["num_hidden_layers"]),
-            num_heads=heads,
-            num_kv_heads=int(config.get("num_key_value_heads") or heads),
-            max_position=int(config.get("max_position_embeddings", 32768)),
-            rope_theta=float(config.get("rope_theta", 1000000.0)),
-            rms_eps=float(config.get("rms_norm_eps", 1e-6)),
-            tie_embeddings=bool(config.get("tie_word_embeddings", False)),
-            head_size=int(config["head_dim"]) if config.get("head_dim") else None,
-            qk_norm=True,
-        )
-    except KeyError as e:
-        raise ModelLoadError(f"SDAR config.json lacks {e.args[0]!r}") from None
+    head = int(config["head_dim"]) if config.get("head_dim") else None
+    return from_qwen_config(config, "SDAR", rope_theta=1000000.0, head_size=head, qk_norm=True)
 
 
 def rename_for(cfg: TransformerConfig):

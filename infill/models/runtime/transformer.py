@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .weights import ModelLoadError
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -56,6 +58,38 @@ class TransformerConfig:
     @property
     def head_dim(self) -> int:
         return self.head_size or self.hidden_size // self.num_heads
+
+
+def from_qwen_config(config: dict, family: str, *, rope_theta: float,
+                     **fields: object) -> TransformerConfig:
+    """The native transformer for a Qwen2/Qwen3-style ``config.json`` (Dream, SDAR): the
+    keys they share read once, the features Lacuna does not run refused by name;
+    ``fields`` are what the family sets itself (``qkv_bias``, ``qk_norm``, ...)."""
+    if config.get("rope_scaling"):
+        raise ModelLoadError(f"{family} config sets rope_scaling={config['rope_scaling']!r}; "
+                             "Lacuna supports plain RoPE (the released checkpoints)")
+    if config.get("use_sliding_window"):
+        raise ModelLoadError(f"{family} config enables sliding-window attention; not supported")
+    if config.get("hidden_act", "silu") != "silu":
+        raise ModelLoadError(f"{family} config has hidden_act={config['hidden_act']!r}, "
+                             "not silu")
+    try:
+        heads = int(config["num_attention_heads"])
+        return TransformerConfig(
+            vocab_size=int(config["vocab_size"]),
+            hidden_size=int(config["hidden_size"]),
+            intermediate_size=int(config["intermediate_size"]),
+            num_layers=int(config["num_hidden_layers"]),
+            num_heads=heads,
+            num_kv_heads=int(config.get("num_key_value_heads") or heads),
+            max_position=int(config.get("max_position_embeddings", 32768)),
+            rope_theta=float(config.get("rope_theta", rope_theta)),
+            rms_eps=float(config.get("rms_norm_eps", 1e-6)),
+            tie_embeddings=bool(config.get("tie_word_embeddings", False)),
+            **fields,
+        )
+    except KeyError as e:
+        raise ModelLoadError(f"{family} config.json lacks {e.args[0]!r}") from None
 
 
 class RMSNorm(nn.Module):
