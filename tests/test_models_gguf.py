@@ -1,7 +1,8 @@
-"""llama.cpp diffusion GGUFs (``dream``, ``llada``): tiny files written here with
-``gguf.GGUFWriter`` the way llama.cpp's ``convert_hf_to_gguf.py`` writes them (tensor names,
-metadata keys, q/k permutation for llada, quant types), loaded through auto-detection and
-checked against the same weights loaded through the safetensors path."""
+"""llama.cpp diffusion GGUFs (``dream``, ``llada``, ``llada-moe``): tiny files written here
+with ``gguf.GGUFWriter`` the way llama.cpp's ``convert_hf_to_gguf.py`` writes them (tensor
+names, metadata keys, q/k permutation for llada, experts stacked into one 3-D tensor for
+llada-moe, quant types), loaded through auto-detection and checked against the same weights
+loaded through the safetensors path."""
 
 import json
 
@@ -12,9 +13,10 @@ from family_checks import check_fill, check_interface, check_shapes
 from gguf import GGML_QUANT_SIZES, GGUFWriter, LlamaFileType
 from gguf import GGMLQuantizationType as Q
 from gguf.quants import dequantize, quantize
-from tiny_families import build_tiny_dream, build_tiny_llada
+from tiny_families import build_tiny_dream, build_tiny_llada, build_tiny_llada_moe
 
 from infill.models import detect_family, load_denoiser
+from infill.models.runtime.report import describe
 from infill.models.runtime.transformer import Transformer, TransformerConfig
 from infill.models.runtime.weights import ModelLoadError
 
@@ -23,7 +25,11 @@ TOP = {"embed_tokens.weight": "token_embd.weight", "norm.weight": "output_norm.w
 BLOCK = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q",
          "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
          "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm",
-         "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+         "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+         "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm",
+         "mlp.gate": "ffn_gate_inp"}
+#: LLaDAMoEModel.modify_tensors: the experts' weights stacked (dim 0) into one tensor each.
+EXPERTS = {"gate_proj": "ffn_gate_exps", "up_proj": "ffn_up_exps", "down_proj": "ffn_down_exps"}
 
 
 def gguf_name(native: str) -> str:
@@ -32,6 +38,28 @@ def gguf_name(native: str) -> str:
     _, i, rest = native.split(".", 2)
     module, leaf = rest.rsplit(".", 1)
     return f"blk.{i}.{BLOCK[module]}.{leaf}"
+
+
+def layout(state: dict, cfg, expert_order=None):
+    """``(gguf name, array, native names)`` for every tensor the converter writes: the per
+    expert weights of a MoE layer stacked in expert order (``expert_order``: a wrong order, to
+    show that it matters), one native name per row of the stack."""
+    out, stacked = [], {}
+    for name, p in state.items():
+        if name == "lm_head.weight" and cfg.tie_embeddings:
+            continue
+        if ".mlp.experts." in name:
+            _, i, _, _, e, proj, leaf = name.split(".")
+            stacked.setdefault((int(i), proj, leaf), {})[int(e)] = name
+            continue
+        out.append((gguf_name(name), p.float().numpy(), [name]))
+    for (i, proj, leaf), by_expert in sorted(stacked.items()):
+        order = expert_order or sorted(by_expert)
+        natives = [by_expert[e] for e in order]
+        x = np.stack([state[n].float().numpy() for n in natives])
+        out.append((f"blk.{i}.{EXPERTS[proj]}.{leaf}", x,
+                    [by_expert[e] for e in sorted(by_expert)]))
+    return out
 
 
 def llama_permute(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -71,11 +99,13 @@ def random_kquant(shape, kind: Q, seed: int) -> np.ndarray:
 
 
 def write_gguf(path, arch, den, qtype, *, pre, shift=None, mask=None, permute=None,
-               ftype=LlamaFileType.MOSTLY_Q8_0):
-    """Write ``den``'s network as llama.cpp's ``arch`` GGUF with 2-D weights in ``qtype``
-    (norms F32, as the converter keeps them); set ``den``'s own weights to the dequantized
-    values so that both sides compute with the same numbers (K-quants: random blocks)."""
+               ftype=LlamaFileType.MOSTLY_Q8_0, expert_order=None, expert_ff_key=True):
+    """Write ``den``'s network as llama.cpp's ``arch`` GGUF with 2-D (and stacked 3-D expert)
+    weights in ``qtype`` (norms and the MoE router F32, as the converter keeps them); set
+    ``den``'s own weights to the dequantized values so that both sides compute with the same
+    numbers (K-quants: random blocks)."""
     permute = arch == "llada" if permute is None else permute
+    assert expert_order is None or qtype == Q.F32, "a shuffled stack: exact weights only"
     cfg = den.model.cfg
     w = GGUFWriter(str(path), arch)
     w.add_name("tiny-" + arch)
@@ -83,7 +113,8 @@ def write_gguf(path, arch, den, qtype, *, pre, shift=None, mask=None, permute=No
     w.add_block_count(cfg.num_layers)
     w.add_context_length(cfg.max_position)
     w.add_embedding_length(cfg.hidden_size)
-    w.add_feed_forward_length(cfg.intermediate_size)
+    if arch != "llada-moe":  # LLaDA-MoE's config has no intermediate_size for TextModel
+        w.add_feed_forward_length(cfg.intermediate_size)
     w.add_head_count(cfg.num_heads)
     w.add_head_count_kv(cfg.num_kv_heads)
     w.add_rope_freq_base(cfg.rope_theta)
@@ -92,6 +123,14 @@ def write_gguf(path, arch, den, qtype, *, pre, shift=None, mask=None, permute=No
     w.add_causal_attention(False)
     if arch == "llada":
         w.add_vocab_size(cfg.vocab_size)
+    if arch == "llada-moe":  # TextModel's expert keys, LLaDAMoEModel's own three
+        w.add_expert_count(cfg.num_experts)
+        w.add_expert_used_count(cfg.experts_per_token)
+        if expert_ff_key:
+            w.add_expert_feed_forward_length(cfg.expert_intermediate_size)
+        else:  # llama.cpp's fallback: n_ff / n_expert_used
+            w.add_feed_forward_length(cfg.expert_intermediate_size * cfg.experts_per_token)
+        shift = False if shift is None else shift
     if shift is not None:
         w.add_diffusion_shift_logits(shift)
     tok = den.tokenizer
@@ -106,30 +145,32 @@ def write_gguf(path, arch, den, qtype, *, pre, shift=None, mask=None, permute=No
     w.add_mask_token_id(den.mask_id if mask is None else mask)
     if tok.chat_template:
         w.add_chat_template(tok.chat_template)
+    state = den.model.state_dict()
     with torch.no_grad():
-        for name, p in den.model.state_dict().items():
-            if name == "lm_head.weight" and cfg.tie_embeddings:
-                continue
-            x = p.float().numpy()
-            kind = qtype if x.ndim == 2 else Q.F32
+        for gname, x, natives in layout(state, cfg, expert_order):
+            leaf = gname.split(".")[-2]
+            kind = qtype if x.ndim >= 2 and leaf != "ffn_gate_inp" else Q.F32
             if kind in (Q.Q4_K, Q.Q6_K):
-                raw = random_kquant(x.shape, kind, seed=len(name))
+                raw = random_kquant(x.shape, kind, seed=len(gname))
                 x = dequantize(raw, kind).reshape(x.shape)
             else:
                 raw = x if kind == Q.F32 else quantize(x, kind)
             back = torch.from_numpy(np.ascontiguousarray(
                 dequantize(raw, kind), dtype=np.float32).reshape(x.shape))
-            p.copy_(back)
-            leaf = gguf_name(name).split(".")[-2]
+            if len(natives) == 1:
+                state[natives[0]].copy_(back)
+            elif expert_order is None:  # row e of the stack is expert e
+                for e, n in enumerate(natives):
+                    state[n].copy_(back[e])
             if permute and leaf in ("attn_q", "attn_k"):
                 heads = cfg.num_heads if leaf == "attn_q" else cfg.num_kv_heads
                 assert kind not in (Q.Q4_K, Q.Q6_K), "random K-quant rows: write dream"
                 x = llama_permute(x, heads)
                 raw = x if kind == Q.F32 else quantize(x, kind)
             if kind == Q.F32:
-                w.add_tensor(gguf_name(name), raw)
+                w.add_tensor(gname, raw)
             else:
-                w.add_tensor(gguf_name(name), raw, raw_shape=raw.shape, raw_dtype=kind)
+                w.add_tensor(gname, raw, raw_shape=raw.shape, raw_dtype=kind)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -147,6 +188,28 @@ def llada_ref(tmp_path_factory):
 def dream_ref(tmp_path_factory):
     return load_denoiser(build_tiny_dream(tmp_path_factory.mktemp("dream"), seed=6),
                          device="cpu")
+
+
+@pytest.fixture(scope="module")
+def moe_ref(tmp_path_factory):
+    return load_denoiser(build_tiny_llada_moe(tmp_path_factory.mktemp("llada-moe"), seed=7),
+                         device="cpu")
+
+
+def llama_cpp_shapes(cfg) -> dict[str, tuple[int, ...]]:
+    """What ``llama_model_llada_moe::load_arch_tensors`` creates (ggml order, innermost
+    dimension first): a file whose tensors differ in name or shape does not load there."""
+    n, hd, e, ff = cfg.hidden_size, cfg.head_dim, cfg.num_experts, cfg.expert_intermediate_size
+    gqa = cfg.num_kv_heads * hd
+    shapes = {"token_embd.weight": (n, cfg.vocab_size), "output_norm.weight": (n,),
+              "output.weight": (n, cfg.vocab_size)}
+    for i in range(cfg.num_layers):
+        shapes.update({f"blk.{i}.{k}.weight": v for k, v in {
+            "attn_norm": (n,), "attn_q": (n, n), "attn_k": (n, gqa), "attn_v": (n, gqa),
+            "attn_output": (n, n), "attn_q_norm": (hd,), "attn_k_norm": (hd,),
+            "ffn_norm": (n,), "ffn_gate_inp": (n, e), "ffn_gate_exps": (n, ff, e),
+            "ffn_down_exps": (ff, n, e), "ffn_up_exps": (n, ff, e)}.items()})
+    return shapes
 
 
 def ids_for(den, n=12, seed=0):
@@ -219,6 +282,90 @@ def test_shift_and_mask_come_from_the_metadata(tmp_path, dream_ref):
     assert load_denoiser(file, device="cpu").shift is True
 
 
+@pytest.mark.parametrize("qtype", [Q.F32, Q.F16, Q.Q8_0])
+def test_llada_moe_gguf_matches_the_safetensors_checkpoint(tmp_path, moe_ref, qtype):
+    from gguf import GGUFReader
+    from gguf.constants import MODEL_ARCH, MODEL_TENSORS, TENSOR_NAMES
+
+    cfg = moe_ref.model.cfg
+    file = write_gguf(tmp_path / "LLaDA-MoE-7B-A1B-Base-tiny.gguf", "llada-moe", moe_ref, qtype,
+                      pre="gpt-2")
+    tensors = {t.name: t for t in GGUFReader(str(file)).tensors}
+    assert {n: tuple(int(d) for d in t.shape) for n, t in tensors.items()} \
+        == llama_cpp_shapes(cfg)
+    known = {TENSOR_NAMES[k] for k in MODEL_TENSORS[MODEL_ARCH.LLADA_MOE]}
+    assert {n.rsplit(".", 1)[0].replace(".0.", ".{bid}.").replace(".1.", ".{bid}.")
+            for n in tensors} == known
+    assert tensors["blk.1.ffn_down_exps.weight"].tensor_type == qtype
+    assert tensors["blk.1.ffn_gate_inp.weight"].tensor_type == Q.F32  # the router stays F32
+    found = detect_family(file)
+    assert found.family == "llada-moe" and found.config["shift_logits"] is False
+    assert found.config["num_experts"] == cfg.num_experts
+    den = load_denoiser(file, device="cpu")
+    assert type(den).__name__ == "LLaDAMoEDenoiser" and den.shift is False
+    assert den.model.cfg.qk_norm and not den.model.cfg.norm_topk_prob
+    assert den.mask_id == moe_ref.mask_id
+    assert den.tokenizer.convert_ids_to_tokens(den.mask_id) == "<|mask|>"
+    assert den.prefix_ids == moe_ref.prefix_ids and den.end_ids == moe_ref.end_ids
+    ids = ids_for(den)
+    torch.testing.assert_close(den.logits(ids), moe_ref.logits(ids), rtol=1e-4, atol=1e-4)
+    text = "def add(a, b):\n    return a + b  # 12345\n"
+    assert den.tokenizer(text)["input_ids"] == moe_ref.tokenizer(text)["input_ids"]
+
+
+def test_llada_moe_expert_rows_are_expert_ids(tmp_path, moe_ref):
+    """Row e of a stacked ``_exps`` tensor is expert e, the one the router's row e scores:
+    the same file with the experts stacked in another order is another network."""
+    ids = ids_for(moe_ref)
+    n = moe_ref.model.cfg.num_experts
+    good = load_denoiser(write_gguf(tmp_path / "a.gguf", "llada-moe", moe_ref, Q.F32,
+                                    pre="gpt-2"), device="cpu")
+    torch.testing.assert_close(good.logits(ids), moe_ref.logits(ids), rtol=1e-4, atol=1e-4)
+    bad = load_denoiser(write_gguf(tmp_path / "b.gguf", "llada-moe", moe_ref, Q.F32,
+                                   pre="gpt-2", expert_order=list(range(n))[::-1]),
+                        device="cpu")
+    assert not torch.allclose(bad.logits(ids), moe_ref.logits(ids), atol=1e-3)
+
+
+def test_llada_moe_expert_width_falls_back_like_llama_cpp(tmp_path, moe_ref):
+    """Without ``expert_feed_forward_length``: ``feed_forward_length / expert_used_count``."""
+    file = write_gguf(tmp_path / "c.gguf", "llada-moe", moe_ref, Q.F32, pre="gpt-2",
+                      expert_ff_key=False)
+    den = load_denoiser(file, device="cpu")
+    assert den.model.cfg.expert_intermediate_size == moe_ref.model.cfg.expert_intermediate_size
+    ids = ids_for(moe_ref)
+    torch.testing.assert_close(den.logits(ids), moe_ref.logits(ids), rtol=1e-4, atol=1e-4)
+
+
+def test_llada_moe_doctor_names_family_and_active_parameters(tmp_path, moe_ref, capsys):
+    from lacuna.cli import main
+
+    cfg = moe_ref.model.cfg
+    file = write_gguf(tmp_path / "m.gguf", "llada-moe", moe_ref, Q.Q8_0, pre="gpt-2")
+    total = describe(moe_ref)["parameters"]
+    idle = cfg.num_layers * (cfg.num_experts - cfg.experts_per_token) * 3 \
+        * cfg.hidden_size * cfg.expert_intermediate_size
+    info = describe(load_denoiser(file, device="cpu"))
+    assert info["parameters"] == total and info["active_parameters"] == total - idle
+    assert main(["doctor", "--model", str(file), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "family         llada-moe" in out
+    assert f"parameters     {total:,}" in out
+    assert f"active         {total - idle:,} parameters per token" in out
+    assert "GGUF Q8_0" in out and "memory after" in out
+
+
+def test_llada_moe_pre_tokenizer(tmp_path, moe_ref):
+    """``tokenizer.ggml.pre: llada-moe`` (llama.cpp: the Bailing-MoE regex): one digit a
+    piece, and the text comes back whole."""
+    file = write_gguf(tmp_path / "t.gguf", "llada-moe", moe_ref, Q.F32, pre="llada-moe")
+    tok = load_denoiser(file, device="cpu").tokenizer
+    pieces = tok.backend_tokenizer.pre_tokenizer.pre_tokenize_str("x = 12345\n \n\tI'LL")
+    assert [p for p, _ in pieces] == ["x", "Ġ=", "Ġ", *"12345", "ĊĠĊ", "ĉI", "'LL"]
+    text = "def add(a, b):\n    return a + b  # 12345 ünï\n"
+    assert tok.decode(tok(text)["input_ids"]) == text
+
+
 @pytest.mark.parametrize("qtype", [Q.Q4_K, Q.Q6_K])
 def test_k_quants(tmp_path, dream_ref, qtype):
     """K-quant blocks are 256 wide: a network 256 wide, with Dream's tokenizer."""
@@ -287,9 +434,27 @@ def test_quantized_while_streaming(tmp_path, llada_ref):
     assert (got - want).abs().max() <= 0.05 * want.abs().max()
 
 
-@pytest.mark.parametrize("arch", ["llada", "dream"])
-def test_a_gguf_denoiser_fills(tmp_path, arch, llada_ref, dream_ref):
-    ref, pre = (llada_ref, "gpt-2") if arch == "llada" else (dream_ref, "qwen2")
+def test_llada_moe_quantized_while_streaming(tmp_path):
+    """Every expert's three Linear layers quantized as its slice of the stack arrives: the
+    same int8 network as the safetensors checkpoint quantized on load."""
+    from quant import load
+
+    ckpt = build_tiny_llada_moe(tmp_path / "ckpt", seed=8)
+    ref = load_denoiser(ckpt, device="cpu")
+    cfg = ref.model.cfg
+    file = write_gguf(tmp_path / "q.gguf", "llada-moe", ref, Q.F32, pre="gpt-2")
+    den = load(file, device="cpu", mode="torch-int8")
+    want = load(ckpt, device="cpu", mode="torch-int8")
+    assert den.quant_report.layers == want.quant_report.layers \
+        == cfg.num_layers * (4 + 3 * cfg.num_experts)
+    ids = ids_for(ref)
+    torch.testing.assert_close(den.logits(ids), want.logits(ids), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["llada", "dream", "llada-moe"])
+def test_a_gguf_denoiser_fills(tmp_path, arch, llada_ref, dream_ref, moe_ref):
+    ref, pre = {"llada": (llada_ref, "gpt-2"), "dream": (dream_ref, "qwen2"),
+                "llada-moe": (moe_ref, "gpt-2")}[arch]
     den = load_denoiser(write_gguf(tmp_path / "m.gguf", arch, ref, Q.Q8_0, pre=pre),
                         device="cpu")
     check_interface(den, arch)

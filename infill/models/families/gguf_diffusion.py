@@ -1,4 +1,5 @@
-"""llama.cpp's diffusion GGUFs (``dream``, ``llada``) on the native Dream and LLaDA models.
+"""llama.cpp's diffusion GGUFs (``dream``, ``llada``, ``llada-moe``) on the native Dream,
+LLaDA and LLaDA-MoE models.
 
 What llama.cpp's ``convert_hf_to_gguf.py`` writes for these architectures, and how it maps
 back onto ``transformer.py`` (names as ``gguf.constants.MODEL_TENSORS`` lists them):
@@ -19,6 +20,22 @@ The hyperparameters are ``{arch}.block_count``, ``.embedding_length``,
 is ``diffusion.shift_logits`` (absent: llama.cpp's ``diffusion-cli`` default, shifted for
 dream, not for llada); the mask token is ``tokenizer.ggml.mask_token_id``; the tokenizer is
 rebuilt from ``tokenizer.ggml.*`` (``gguf_reader``).
+
+``llada-moe`` (``LLaDAMoEModel`` in the converter, ``src/models/llada-moe.cpp``) adds:
+
+    blk.N.attn_{q,k}_norm    -> layers.N.self_attn.{q,k}_norm    (per head: [head_dim])
+    blk.N.ffn_gate_inp       -> layers.N.mlp.gate                (the router, [experts, hidden])
+    blk.N.ffn_{gate,up,down}_exps -> layers.N.mlp.experts.E.{gate,up,down}_proj
+
+The converter stacks the experts' HF weights with ``torch.stack(dim=0)``, so each ``_exps``
+tensor is ``[experts, out, in]`` in PyTorch's order (ggml's ``{in, out, experts}``, what
+``llada-moe.cpp`` creates): expert E is row E of the stack, no transpose. The hyperparameters
+add ``.expert_count``, ``.expert_used_count`` and ``.expert_feed_forward_length`` (absent:
+``feed_forward_length / expert_used_count``, llama.cpp's fallback). llama.cpp runs it with
+NEOX rope (no q/k permutation, and the converter applies none), softmax gating, the top-k
+weights not renormalised and not scaled (fixed in ``llada-moe.cpp`` whatever the metadata
+says), bidirectional attention; the converter writes ``diffusion.shift_logits: false`` and
+mask 156895.
 
 Tensors are dequantized one at a time while they stream into the model (or into a
 quantizer), so no full float32 copy of the network exists at any point.
@@ -46,19 +63,28 @@ from ..runtime.gguf_reader import (
 )
 from ..runtime.transformer import Transformer, TransformerConfig
 from ..runtime.weights import ModelLoadError, load_into
-from . import dream, llada
+from . import dream, llada, llada_moe
 
 #: GGUF architectures this module loads, with the family and shift llama.cpp defaults to.
-ARCHS = {"dream": (dream, True), "llada": (llada, False)}
-#: Architectures whose q/k rows llama.cpp's converter permuted (LLaMA-style rope).
+ARCHS = {"dream": (dream, True), "llada": (llada, False), "llada-moe": (llada_moe, False)}
+#: Architectures whose q/k rows llama.cpp's converter permuted (LLaMA-style rope); llada-moe
+#: runs NEOX rope (``llama_model_rope_type``) and its converter permutes nothing.
 PERMUTED = {"llada"}
+#: The denoiser class of each family.
+DENOISERS = {dream: dream.DreamDenoiser, llada: llada.LLaDADenoiser,
+             llada_moe: llada_moe.LLaDAMoEDenoiser}
 
 _BLOCK = {
     "attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
     "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
     "ffn_norm": "post_attention_layernorm", "ffn_gate": "mlp.gate_proj",
     "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+    "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
+    "ffn_gate_inp": "mlp.gate",
 }
+#: Stacked expert tensors ``[experts, out, in]``, split into one tensor per expert on load.
+_EXPERTS = {"ffn_gate_exps": "gate_proj", "ffn_up_exps": "up_proj",
+            "ffn_down_exps": "down_proj"}
 _TOP = {"token_embd.weight": "embed_tokens.weight", "output_norm.weight": "norm.weight",
         "output.weight": "lm_head.weight"}
 
@@ -93,18 +119,36 @@ def read_metadata(file: Path) -> dict:
     names = {t.name for t in r.tensors}
     heads = int(hp("attention.head_count"))
     shift = field(r, "diffusion.shift_logits", None)
+    head_dim, value_dim = hp("attention.key_length", None), hp("attention.value_length", None)
+    if value_dim is not None and head_dim is not None and int(value_dim) != int(head_dim):
+        raise ModelLoadError(f"{file}: key length {head_dim} differs from value length "
+                             f"{value_dim}; Lacuna's attention has one head width")
+    moe = {}
+    if arch == "llada-moe":
+        used = int(hp("expert_used_count"))
+        expert_ff = hp("expert_feed_forward_length", None)
+        if expert_ff is None:  # llama.cpp: n_ff_exp = n_ff / n_expert_used
+            expert_ff = int(hp("feed_forward_length")) // used
+        moe = {"num_experts": int(hp("expert_count")), "num_experts_per_tok": used,
+               "expert_intermediate_size": int(expert_ff),
+               "qk_layernorm": "blk.0.attn_q_norm.weight" in names}
+        intermediate = int(expert_ff)
+    else:
+        intermediate = int(hp("feed_forward_length"))
     config = {
         "gguf_architecture": arch,
         "_name_or_path": str(field(r, "general.name", "") or ""),
         "num_hidden_layers": int(hp("block_count")),
         "hidden_size": int(hp("embedding_length")),
-        "intermediate_size": int(hp("feed_forward_length")),
+        "intermediate_size": intermediate,
+        **moe,
         "num_attention_heads": heads,
         "num_key_value_heads": int(hp("attention.head_count_kv", heads)),
         "max_position_embeddings": int(hp("context_length", 4096)),
         "rope_theta": float(hp("rope.freq_base", 10000.0)),
         "rms_norm_eps": float(hp("attention.layer_norm_rms_epsilon", 1e-6)),
         "rope_dim": hp("rope.dimension_count"),
+        "head_dim": None if head_dim is None else int(head_dim),
         "rope_scaling": hp("rope.scaling.type"),
         "qkv_bias": "blk.0.attn_q.bias" in names,
         "tie_word_embeddings": "output.weight" not in names,
@@ -128,9 +172,16 @@ def transformer_config(config: dict, vocab_size: int) -> TransformerConfig:
         raise ModelLoadError(f"GGUF sets rope scaling {config['rope_scaling']!r}; Lacuna "
                              "supports plain RoPE (the released checkpoints)")
     heads, hidden = config["num_attention_heads"], config["hidden_size"]
-    if config["rope_dim"] not in (None, hidden // heads):
-        raise ModelLoadError(f"GGUF rotates {config['rope_dim']} of {hidden // heads} head "
+    head_dim = config.get("head_dim") or hidden // heads
+    if config["rope_dim"] not in (None, head_dim):
+        raise ModelLoadError(f"GGUF rotates {config['rope_dim']} of {head_dim} head "
                              "dimensions; Lacuna supports full-head RoPE")
+    moe = {}
+    if config.get("num_experts"):  # llada-moe.cpp: softmax gating, top-k not renormalised
+        moe = {"num_experts": config["num_experts"],
+               "experts_per_token": config["num_experts_per_tok"],
+               "expert_intermediate_size": config["expert_intermediate_size"],
+               "norm_topk_prob": False}
     return TransformerConfig(
         vocab_size=vocab_size, hidden_size=hidden,
         intermediate_size=config["intermediate_size"], num_layers=config["num_hidden_layers"],
@@ -138,6 +189,8 @@ def transformer_config(config: dict, vocab_size: int) -> TransformerConfig:
         max_position=config["max_position_embeddings"], rope_theta=config["rope_theta"],
         rms_eps=config["rms_norm_eps"], qkv_bias=config["qkv_bias"],
         tie_embeddings=config["tie_word_embeddings"],
+        head_size=None if head_dim == hidden // heads else head_dim,
+        qk_norm=bool(config.get("qk_layernorm")), **moe,
     )
 
 
@@ -148,6 +201,8 @@ def rename(name: str) -> str | None:
     parts = name.split(".")
     if len(parts) == 4 and parts[0] == "blk" and parts[2] in _BLOCK:
         return f"layers.{parts[1]}.{_BLOCK[parts[2]]}.{parts[3]}"
+    if len(parts) == 5 and parts[0] == "blk" and parts[2] in _EXPERTS:  # stream_tensors' split
+        return f"layers.{parts[1]}.mlp.experts.{parts[3]}.{_EXPERTS[parts[2]]}.{parts[4]}"
     if name == "rope_freqs.weight":
         raise ModelLoadError("GGUF carries rope_freqs (scaled rope); not supported")
     return name  # unknown: load_into reports it by name
@@ -156,15 +211,23 @@ def rename(name: str) -> str | None:
 def stream_tensors(reader, arch: str, cfg: TransformerConfig
                    ) -> Iterator[tuple[str, torch.Tensor]]:
     """Every tensor dequantized to float32 in PyTorch's layout, q/k un-permuted where the
-    converter permuted them, one at a time."""
+    converter permuted them, one at a time. A stacked expert tensor ``blk.N.ffn_*_exps.weight``
+    (``[experts, out, in]``) comes out as one ``blk.N.ffn_*_exps.E.weight`` per expert E."""
     for t in reader.tensors:
         w = tensor(t)
-        if arch in PERMUTED and t.name.startswith("blk."):
-            kind = t.name.split(".")[2]
-            if kind == "attn_q":
-                w = unpermute(w, cfg.num_heads)
-            elif kind == "attn_k":
-                w = unpermute(w, cfg.num_kv_heads)
+        parts = t.name.split(".")
+        kind = parts[2] if parts[0] == "blk" and len(parts) == 4 else None
+        if arch in PERMUTED and kind == "attn_q":
+            w = unpermute(w, cfg.num_heads)
+        elif arch in PERMUTED and kind == "attn_k":
+            w = unpermute(w, cfg.num_kv_heads)
+        if kind in _EXPERTS:
+            if w.ndim != 3 or w.shape[0] != cfg.num_experts:
+                raise ModelLoadError(f"GGUF tensor {t.name!r} has shape {tuple(w.shape)}; "
+                                     f"expected [{cfg.num_experts} experts, out, in]")
+            for e in range(w.shape[0]):
+                yield f"blk.{parts[1]}.{kind}.{e}.{parts[3]}", w[e]
+            continue
         yield t.name, w
 
 
@@ -188,8 +251,8 @@ def build_tokenizer(reader, config: dict):
         tok.add_tokens([AddedToken(t, special=False, normalized=False)
                         for t, k in zip(tokens, kinds, strict=True) if k == USER_DEFINED])
     else:
-        raise ModelLoadError(f"GGUF tokenizer model {model!r} is not supported (Dream and "
-                             "LLaDA GGUFs use 'gpt2', byte-level BPE)")
+        raise ModelLoadError(f"GGUF tokenizer model {model!r} is not supported (Dream, "
+                             "LLaDA and LLaDA-MoE GGUFs use 'gpt2', byte-level BPE)")
 
     def name(key: str) -> str | None:
         i = config.get(key)
@@ -222,7 +285,8 @@ def describe_source(file: Path, config: dict) -> str:
 
 
 def load(file: str | Path, config: dict, device: torch.device, dtype: torch.dtype):
-    """A Dream or LLaDA denoiser from a GGUF file whose metadata ``config`` has read."""
+    """A Dream, LLaDA or LLaDA-MoE denoiser from a GGUF file whose metadata ``config`` has
+    read."""
     file = Path(file)
     arch = config["gguf_architecture"]
     family, _ = ARCHS[arch]
@@ -237,8 +301,7 @@ def load(file: str | Path, config: dict, device: torch.device, dtype: torch.dtyp
               tensors=stream_tensors(reader, arch, cfg))
     model.eval()
     tokenizer = build_tokenizer(reader, config)
-    cls = dream.DreamDenoiser if family is dream else llada.LLaDADenoiser
-    den = cls(model, tokenizer, config, device, dtype,
+    den = DENOISERS[family](model, tokenizer, config, device, dtype,
               instruct=chat.looks_instruct(file, config))
     den.shift = config["shift_logits"]  # what the file says, over the family's default
     den.source_format = describe_source(file, config)

@@ -8,7 +8,7 @@ Shared by the embedded default's converter (``smollm2.py``) and the diffusion GG
   Q4_0/1, Q5_0/1, the K-quants, IQ-quants) into float32, one tensor at a time;
 * llama.cpp's converter permutes the q/k rows of LLaMA-rope architectures (``llama``,
   ``llada``) so that rotary pairs are interleaved; ``unpermute`` undoes that. NEOX-rope
-  architectures (``qwen2``, ``dream``) are stored unpermuted.
+  architectures (``qwen2``, ``dream``, ``llada-moe``) are stored unpermuted.
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ _QWEN2 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
           r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 _LLAMA3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
            r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+#: llama.cpp's ``LLAMA_VOCAB_PRE_TYPE_BAILINGMOE`` (pre ``bailingmoe``, ``bailingmoe2``,
+#: ``llada-moe``): the Ling tokenizer's regex with its possessive quantifiers made greedy, as
+#: llama.cpp runs it; single digits, one newline per piece.
+_BAILING = (r"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+            r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+")
 
 
 class GGUFReadError(ModelLoadError):
@@ -127,6 +132,9 @@ PRE_TOKENIZERS: dict[str, Callable] = {
     "qwen2": _split_then_bytes(_QWEN2, nfc=True),
     "llama-bpe": _split_then_bytes(_LLAMA3),
     "llama3": _split_then_bytes(_LLAMA3),
+    "bailingmoe": _split_then_bytes(_BAILING),
+    "bailingmoe2": _split_then_bytes(_BAILING),
+    "llada-moe": _split_then_bytes(_BAILING),
 }
 
 
