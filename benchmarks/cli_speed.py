@@ -1,6 +1,6 @@
 """What a user waits for: ``lacuna fill FILE --range A:A`` with no other flags, timed.
 
-    .venv/bin/python benchmarks/cli_speed.py --limit 10 --seed 3
+    .venv/bin/python -m benchmarks.cli_speed --limit 10 --seed 3
 
 Each of ``--limit`` HumanEval single-line problems (drawn with ``--seed``) is written to a
 temporary ``.py`` file with its line removed, and the real CLI fills an empty range there
@@ -21,9 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import humaneval  # noqa: E402
+from benchmarks import humaneval
 
 LACUNA = Path(sys.executable).with_name("lacuna")
 

@@ -4,33 +4,29 @@ the drafter's phases timed apart (context read, beam steps, ranking).
 Runs in-process (no server), the model loaded once, the same settings the server's
 ``textDocument/inlineCompletion`` uses; a warm-up fill first.
 
-    .venv/bin/python benchmarks/ghost_profile.py --limit 20 [--model default]
+    .venv/bin/python -m benchmarks.ghost_profile --limit 20 [--model default]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections import defaultdict
 from dataclasses import replace
-from pathlib import Path
 from types import SimpleNamespace
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import torch
 
-import humaneval  # noqa: E402
-import torch  # noqa: E402
-
-from infill.drafts import Drafter  # noqa: E402
-from infill.engine import fill  # noqa: E402
-from infill.models import load_denoiser  # noqa: E402
-from infill.models.default import resolve_model  # noqa: E402
-from infill.models.runtime.transformer import ContextCache  # noqa: E402
-from infill.types import Hole, Length  # noqa: E402
-from lsp_server.config import Settings  # noqa: E402
-from lsp_server.requests import make_request  # noqa: E402
+from benchmarks import humaneval
+from infill.drafts import Drafter
+from infill.engine import fill
+from infill.models import load_denoiser
+from infill.models.default import resolve_model
+from infill.models.runtime.transformer import ContextCache
+from infill.types import Hole, Length
+from lsp_server.config import Settings
+from lsp_server.requests import make_request
 
 SPENT: dict[str, float] = defaultdict(float)
 

@@ -10,7 +10,7 @@ fill tokens and the median seconds per fill:
   tokens (``--budget-multi`` for multi-line holes) under that length policy;
 - auto: no flag, the model's own policy (the embedded default's is ``drafts``).
 
-    .venv/bin/python benchmarks/length.py --limit 80 --limit-multi 20 --seed 2 [--model DIR]
+    .venv/bin/python -m benchmarks.length --limit 80 --limit-multi 20 --seed 2 [--model DIR]
 """
 
 from __future__ import annotations
@@ -18,18 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import humaneval  # noqa: E402
-from quality import cli_request, problems  # noqa: E402
-
-from infill.engine import fill  # noqa: E402
-from infill.types import Hole, Length  # noqa: E402
+from benchmarks import humaneval
+from benchmarks.quality import cli_request, problems
+from infill.engine import fill
+from infill.types import Hole, Length
 
 AUTO_POLICIES = {
     "absorb": ["--length-policy", "absorb"],

@@ -9,8 +9,8 @@ Cases: a 5 MB Python document with one ``[MASK]`` (syntax constraint off, then o
 ``[MASK]`` markers, 10,000 ranges. The last two are beyond ``lsp_server.requests``' limits
 and should be refused at once.
 
-    .venv/bin/python benchmarks/limits.py [--model DIR] [--megabytes 5]
-    .venv/bin/python benchmarks/limits.py --smoke     # tiny model, 50 kB: a minute's check
+    .venv/bin/python -m benchmarks.limits [--model DIR] [--megabytes 5]
+    .venv/bin/python -m benchmarks.limits --smoke     # tiny model, 50 kB: a minute's check
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 
-from lsp_support import Session, server_env  # noqa: E402
-from lsprotocol import types  # noqa: E402
-from pygls.exceptions import JsonRpcException  # noqa: E402
+from tests.lsp_support import Session, server_env
 
 GHOST_URI = "file:///bench/ghost.py"
 GHOST_DOC = "def add(a, b):\n    return \n"

@@ -8,7 +8,7 @@ model already loaded (one warm-up request first). The syntax constraint is off f
 ``--constrain`` (then on for both): with a model that breaks the syntax, its remasks are what
 gets timed.
 
-    .venv/bin/python benchmarks/lsp_latency.py --limit 20 [--model DIR]
+    .venv/bin/python -m benchmarks.lsp_latency --limit 20 [--model DIR]
 """
 
 from __future__ import annotations
@@ -16,17 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from lsprotocol import types
 
-import humaneval  # noqa: E402
-from lsp_support import Session, server_env  # noqa: E402
-from lsprotocol import types  # noqa: E402
+from benchmarks import humaneval
+from tests.lsp_support import Session, server_env
 
 
 def position_of(text: str, offset: int) -> dict:

@@ -1,6 +1,6 @@
 """Fill quality of the embedded default: HumanEval-Infilling pass@1 and a held-out prose set.
 
-    .venv/bin/python benchmarks/quality.py --models baseline default --limit 20
+    .venv/bin/python -m benchmarks.quality --models baseline default --limit 20
 
 Models: ``default`` (the embedded default: SmolLM2-135M's causal view and its diffusion
 adapter), ``causal`` (the unadapted SmolLM2-135M run causally, greedy from the prefix alone
@@ -34,13 +34,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import humaneval  # noqa: E402
-
-from infill.engine import fill  # noqa: E402
-from infill.types import Hole, InfillRequest, Length, SamplingOptions  # noqa: E402
+from benchmarks import humaneval
+from infill.engine import fill
+from infill.types import Hole, InfillRequest, Length, SamplingOptions
 
 DATA = humaneval.DATA
 #: This script's short set names, as humaneval.py calls them.
@@ -165,7 +161,6 @@ def causal_line(prompt: str, tokens: int = 48) -> str:
 
 def prose_items(limit: int, seed: int = 0) -> list[dict]:
     """Sentence holes in held-out Markdown/reST paragraphs (deterministic)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from training.corpus import list_files
 
     cache = Path(tempfile.gettempdir()) / "lacuna-corpus-files.json"

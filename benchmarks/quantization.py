@@ -7,9 +7,9 @@ peak resident set while filling, which includes torch itself; CUDA: peak allocat
 latency of one fixed fill, token agreement of the greedy fills with the first mode (the
 unquantized one), and pass@1.
 
-    .venv/bin/python benchmarks/quantization.py [--model DIR] [--device cpu] [--limit 20]
-    .venv/bin/python benchmarks/quantization.py --device cuda --modes none int8 nf4
-    .venv/bin/python benchmarks/quantization.py --device cuda --synthetic llada-8b  # random
+    .venv/bin/python -m benchmarks.quantization [--model DIR] [--device cpu] [--limit 20]
+    .venv/bin/python -m benchmarks.quantization --device cuda --modes none int8 nf4
+    .venv/bin/python -m benchmarks.quantization --device cuda --synthetic llada-8b  # random
 
 ``--synthetic llada-8b`` builds a network of LLaDA-8B-Base's shape and streams random bf16
 weights into it layer by layer through the same quantizer (no files, no quality numbers):
@@ -27,11 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import humaneval  # noqa: E402
-import torch  # noqa: E402
+from benchmarks import humaneval
 
 #: mode name in the table -> (quant mode, dtype)
 CPU_MODES = {"fp32": ("none", "float32"), "bf16": ("none", "bfloat16"),

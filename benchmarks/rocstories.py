@@ -1,6 +1,6 @@
 """Story infilling on ROCStories (the DiffuGPT/DiffuLLaMA protocol): ROUGE-1/2/L.
 
-    .venv/bin/python benchmarks/rocstories.py --limit 100
+    .venv/bin/python -m benchmarks.rocstories --limit 100
 
 Of the Story Cloze validation set's first 1,000 stories (``../shared/bench/data``), take
 ``--limit`` from the start: the prefix is sentences 1-2, the hole sentence 3 (an auto hole,
@@ -19,13 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks import humaneval
+from benchmarks.quality import cli_request, load_model
 from infill.engine import fill
 from infill.types import Hole, Length
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import humaneval  # noqa: E402
-from quality import cli_request, load_model  # noqa: E402
 
 STORIES = humaneval.DATA / "rocstories_cloze_val_2016.csv"
 

@@ -6,27 +6,22 @@ key/value cache, and with the grow length policy. Printed per setting: median an
 latency, forward passes, fill tokens per pass (the tokens kept in the fill, end tokens
 trimmed, over the passes spent), pass@1 (subprocess-run tests), and ratios against plain.
 
-    .venv/bin/python benchmarks/speed.py --limit 20 [--model DIR] [--sets single-line multi-line]
+    .venv/bin/python -m benchmarks.speed --limit 20 [--model DIR] [--sets single-line multi-line]
         [--budget 32]     # the editor's auto budget instead of the reference's length
-    .venv/bin/python benchmarks/speed.py --passes     # one pass: full against cached, by size
+    .venv/bin/python -m benchmarks.speed --passes     # one pass: full against cached, by size
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import humaneval  # noqa: E402
-import torch  # noqa: E402
-
-from infill.engine import fill  # noqa: E402
-from infill.types import (  # noqa: E402
+from benchmarks import humaneval
+from infill.engine import fill
+from infill.types import (
     Hole,
     InfillRequest,
     Length,

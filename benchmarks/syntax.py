@@ -13,7 +13,7 @@ step). Reported per dataset and mode:
 - pass@1: greedy fill + the problem's tests, run in a subprocess with a timeout;
 - ms/step: sampler wall time per step, and the constraint's own time per review.
 
-    .venv/bin/python benchmarks/syntax.py --limit 20
+    .venv/bin/python -m benchmarks.syntax --limit 20
 
 Reads ``/work/shared/bench/data`` (``--data``) in place. Model: ``--model DIR``, else
 ``infill.models.default.resolve_model(None)`` (the tiny random model until the embedded
@@ -29,21 +29,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+import torch
 
-import humaneval  # noqa: E402
-import torch  # noqa: E402
-
-from grammars.constraint import (  # noqa: E402
+from benchmarks import humaneval
+from grammars.constraint import (
     SyntaxConstraint,
     away_from_seams,
     syntax_errors,
 )
-from grammars.registry import parser_for  # noqa: E402
-from infill.engine import fill  # noqa: E402
-from infill.types import Hole, InfillRequest, Length, SamplingOptions  # noqa: E402
+from grammars.registry import parser_for
+from infill.engine import fill
+from infill.types import Hole, InfillRequest, Length, SamplingOptions
 
 DATASETS = ("multi-line", "random-span")
 

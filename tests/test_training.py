@@ -4,15 +4,11 @@ reproduces the trained network when merged at load."""
 from __future__ import annotations
 
 import random
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # training/ is a script folder
-
-from training.corpus import choose_hole, make_example  # noqa: E402
-from training.train_default import (  # noqa: E402
+from training.corpus import choose_hole, make_example
+from training.train_default import (
     MASK_ID,
     adapter_tensors,
     anneal,

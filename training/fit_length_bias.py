@@ -7,7 +7,7 @@ whatever their true length: the part of the confidence that only the length expl
 The paper's form a exp(-bL) + c exp(-dL) + e is fitted to it and written into
 ``infill/models/assets/length-bias.json`` under the model's family.
 
-    .venv/bin/python training/fit_length_bias.py --model default --holes 60
+    .venv/bin/python -m training.fit_length_bias --model default --holes 60
 """
 
 from __future__ import annotations
@@ -15,21 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from infill.calibrated import CURVES, first_step_confidence  # noqa: E402
-from infill.models import load_denoiser  # noqa: E402
-from infill.models.default import resolve_model  # noqa: E402
-from infill.plan import plan  # noqa: E402
-from infill.sample import Bans  # noqa: E402
-from infill.types import Hole, Length  # noqa: E402
-from training.corpus import choose_hole, list_files  # noqa: E402
+from infill.calibrated import CURVES, first_step_confidence
+from infill.models import load_denoiser
+from infill.models.default import resolve_model
+from infill.plan import plan
+from infill.sample import Bans
+from infill.types import Hole, Length
+from training.corpus import choose_hole, list_files
 
 GRID = (1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 32)
 

@@ -28,8 +28,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 PART_BYTES = 36 * 2**20  # + the ~21 MB tree + the wheel stays under 64 MiB a call
 BASE_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MANIFEST = "manifest.json"

@@ -10,7 +10,7 @@ is small (``infill/models/runtime/adapter.py``) and the base weights stay in the
 
 Resumable and background-friendly::
 
-    nice -n 15 nohup .venv/bin/python training/train_default.py --out runs/default \
+    nice -n 15 nohup .venv/bin/python -m training.train_default --out runs/default \
         > runs/default/stdout.log 2>&1 &
 
 Every ``--save-every`` seconds it writes ``OUT/ckpt.pt`` (adapter, optimizer, step, token
@@ -27,7 +27,6 @@ import math
 import os
 import random
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -35,12 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from infill.models import load_denoiser  # noqa: E402
-from infill.models.embedded.smollm2 import END_ID, MASK_ID, PREFIX_ID, base_dir  # noqa: E402
-from infill.models.runtime.adapter import save_adapter  # noqa: E402
-from training.corpus import list_files, make_example  # noqa: E402
+from infill.models import load_denoiser
+from infill.models.embedded.smollm2 import END_ID, MASK_ID, PREFIX_ID, base_dir
+from infill.models.runtime.adapter import save_adapter
+from training.corpus import list_files, make_example
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
