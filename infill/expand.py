@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 
@@ -242,26 +243,15 @@ def expand(
             continue
         if should_cancel is not None and should_cancel():
             raise Cancelled("the fill was cancelled")
-        x = state.x[None]
         passes += 1
         if not use_cache:
-            logits = denoiser.logits(x, positions=rows)[0].float()
-        elif cache is None or (options.refresh_every and since_refresh >= options.refresh_every):
-            logits, cache = denoiser.prefill(x, rows)
-            logits, since_refresh = logits[0].float(), 0
+            logits = denoiser.logits(state.x[None], positions=rows)[0].float()
         else:
-            since_refresh += 1
-            holes = (state.owner >= 0).nonzero().flatten()
-            logits = denoiser.cached_logits(x, rows, cache, holes)[0].float()
+            logits, cache, since_refresh = _cached(denoiser, state, rows, options, cache,
+                                                   since_refresh)
         state.ban(logits, rows, spans)
         tokens, conf = choose_tokens(logits, options, generator)
-        if options.threshold is not None:
-            k = max(1, int((conf >= options.threshold).sum()))
-        elif options.steps is None:
-            k = 1  # one token a step, as DreamOn's sampler
-        else:
-            k = math.ceil(len(rows) / max(1, options.steps - steps))
-        k = min(k, len(rows))
+        k = _how_many(options, conf, len(rows), steps)
         score = conf
         if options.remasking == "random" and options.threshold is None:
             score = torch.rand(len(rows), generator=generator, device=device)
@@ -288,12 +278,36 @@ def expand(
             if options.steps is not None:
                 total = max(options.steps, steps + (left > 0))
             on_step(steps, total, left, k, state.x, runs=spans)
-    spans = state.spans()
     held = (state.owner >= 0) & (state.x != state.mask_id)
     confidence = dict(zip(held.nonzero().flatten().tolist(), state.conf[held].tolist(),
                           strict=True))
     done = Resized(state.x.cpu(), confidence, steps, passes, remasked, satisfied,
-                   state.forbidden, runs=spans)
+                   state.forbidden, runs=state.spans())
     report = {"policy": "expand", "initial": state.initial, "expanded": state.expanded,
               "deleted": state.deleted, "expandId": expand_id}
     return done, report
+
+
+def _cached(denoiser: CachedDenoiser, state: _Canvas, rows: torch.Tensor,
+            options: SamplingOptions, cache: Any, since_refresh: int
+            ) -> tuple[torch.Tensor, Any, int]:
+    """One pass on the dual cache: a full pass when there is none (the layout moved) or
+    it is due for a refresh, else only the hole rows recomputed."""
+    x = state.x[None]
+    if cache is None or (options.refresh_every and since_refresh >= options.refresh_every):
+        logits, cache = denoiser.prefill(x, rows)
+        return logits[0].float(), cache, 0
+    holes = (state.owner >= 0).nonzero().flatten()
+    return denoiser.cached_logits(x, rows, cache, holes)[0].float(), cache, since_refresh + 1
+
+
+def _how_many(options: SamplingOptions, conf: torch.Tensor, open_rows: int, steps: int) -> int:
+    """Tokens committed this step: those past the threshold (at least one), or one a step
+    as DreamOn's sampler, or the even split of a step schedule."""
+    if options.threshold is not None:
+        k = max(1, int((conf >= options.threshold).sum()))
+    elif options.steps is None:
+        k = 1
+    else:
+        k = math.ceil(open_rows / max(1, options.steps - steps))
+    return min(k, open_rows)
