@@ -122,25 +122,7 @@ def plan(
                 f"{max(room - 2 * MIN_SIDE_CONTEXT, 0)}"
             )
 
-    # Group neighbouring holes while their masks and the text between them fit.
-    groups: list[list[tuple[Hole, _Tokens | None]]] = []
-    for h in holes:
-        if groups:
-            last = groups[-1][-1][0]
-            between = _tokenize(tok, text, last.end, healed_end(text, last.end, h.start),
-                                keep="start", cap=cap)
-            if heals and not between.clipped:
-                between = _heal_last_token(between)
-            used = sum(g.length.tokens + (len(t.ids) if t else 0) for g, t in groups[-1])
-            if (
-                not between.clipped
-                and used + len(between.ids) + h.length.tokens + 2 * MIN_SIDE_CONTEXT <= room
-            ):
-                groups[-1][-1] = (last, between)
-                groups[-1].append((h, None))
-                continue
-        groups.append([(h, None)])
-
+    groups = _groups(text, holes, tok, room, cap, heals)
     canvases = []
     for gi, group in enumerate(groups):
         first, last = group[0][0], group[-1][0]
@@ -179,6 +161,31 @@ def plan(
         ids += list(denoiser.suffix_ids)
         canvases.append(Canvas(ids, runs, (win_start, win_end)))
     return canvases
+
+
+def _groups(text: str, holes: Sequence[Hole], tok, room: int, cap: int, heals: bool
+            ) -> list[list[tuple[Hole, _Tokens | None]]]:
+    """Neighbouring holes grouped onto one canvas while their masks and the text between
+    them fit; each entry is a hole and the tokens between it and the next of its group."""
+    groups: list[list[tuple[Hole, _Tokens | None]]] = []
+    for h in holes:
+        if groups:
+            last = groups[-1][-1][0]
+            between = _tokenize(tok, text, last.end, healed_end(text, last.end, h.start),
+                                keep="start", cap=cap)
+            if heals and not between.clipped:
+                between = _heal_last_token(between)
+            used = sum(g.length.tokens + (len(t.ids) if t else 0) for g, t in groups[-1])
+            if (
+                not between.clipped
+                and used + len(between.ids) + h.length.tokens + 2 * MIN_SIDE_CONTEXT <= room
+            ):
+                groups[-1][-1] = (last, between)
+                groups[-1].append((h, None))
+                continue
+        groups.append([(h, None)])
+
+    return groups
 
 
 def healed_end(text: str, start: int, end: int) -> int:
