@@ -41,7 +41,7 @@ from ..runtime.transformer import (
     from_qwen_config,
 )
 from ..runtime.weights import ModelLoadError, load_into
-from .dream import load_dream_tokenizer
+from .dream import load_dream_tokenizer, rename_for  # Qwen's names, as Dream's
 
 FAMILY = "sdar"
 MASK_ID = 151669
@@ -70,18 +70,6 @@ def transformer_config(config: dict) -> TransformerConfig:
                              "no q/k/v/o biases and Lacuna supports only those")
     head = int(config["head_dim"]) if config.get("head_dim") else None
     return from_qwen_config(config, "SDAR", rope_theta=1000000.0, head_size=head, qk_norm=True)
-
-
-def rename_for(cfg: TransformerConfig):
-    def rename(name: str) -> str | None:
-        if name.endswith("rotary_emb.inv_freq"):
-            return None  # a buffer some exporters write; recomputed from rope_theta
-        if name.startswith("model."):
-            return name[len("model."):]
-        if name == "lm_head.weight":
-            return None if cfg.tie_embeddings else name
-        return name  # unknown: load_into reports it by name
-    return rename
 
 
 def block_causal(length: int, block_size: int, device: torch.device | str) -> torch.Tensor:
