@@ -129,24 +129,29 @@ class LLaDADenoiser(NativeDenoiser):
     """``Denoiser`` over the native bidirectional LLaMA; no shift to undo."""
 
     family = FAMILY
+    #: The mask token's name and id where the config names none, the config key of the
+    #: trained length, and the token that ends an instruct turn: what LLaDA-MoE changes.
+    mask_token, default_mask_id = "<|mdm_mask|>", MASK_ID
+    length_key = "max_sequence_length"
+    turn_end = "<|eot_id|>"
 
     def __init__(self, model: Transformer, tokenizer, config: dict, device: torch.device,
                  dtype: torch.dtype, instruct: bool) -> None:
         super().__init__(model, tokenizer, config, device, dtype)
         self.mask_id = int(config.get("mask_token_id")
-                           or chat.token_id(tokenizer, "<|mdm_mask|>") or MASK_ID)
-        self.max_length = int(config.get("max_sequence_length", model.cfg.max_position))
+                           or chat.token_id(tokenizer, self.mask_token) or self.default_mask_id)
+        self.max_length = int(config.get(self.length_key, model.cfg.max_position))
         eos = config.get("eos_token_id", tokenizer.eos_token_id)
-        eot = chat.token_id(tokenizer, "<|eot_id|>")
-        # Pretraining and SFT pad the tail with |EOS|; the instruct model also ends its turn
-        # with <|eot_id|>: both mean "nothing here" inside an auto-length hole.
+        eot = chat.token_id(tokenizer, self.turn_end)
+        # Pretraining and SFT pad the tail with the end of text; the instruct model also
+        # ends its turn: both mean "nothing here" inside an auto-length hole.
         self.end_ids = frozenset(int(i) for i in (eos, eot) if i is not None)
         self.instruct = bool(instruct and chat.has_chat_template(tokenizer))
         self.prefix_ids, self.suffix_ids = self.frame()
 
     def frame(self, instruction: str | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """``(prefix_ids, suffix_ids)`` around a canvas: the chat turn for instruct
-        checkpoints, ``BOS`` alone for base ones."""
+        checkpoints, the tokenizer's BOS (if it has one) for base ones."""
         if self.instruct:
             return chat.chat_frame(self.tokenizer, instruction or chat.DEFAULT_INSTRUCTION)
         bos = self.tokenizer.bos_token_id

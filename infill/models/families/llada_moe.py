@@ -28,9 +28,9 @@ from pathlib import Path
 import torch
 
 from ..runtime import chat
-from ..runtime.native import NativeDenoiser
 from ..runtime.transformer import Transformer, TransformerConfig
 from ..runtime.weights import ModelLoadError, load_into, load_tokenizer
+from .llada import LLaDADenoiser
 
 FAMILY = "llada-moe"
 MASK_ID = 156895
@@ -106,31 +106,14 @@ def rename(name: str) -> str | None:
     return name.removeprefix("model.")
 
 
-class LLaDAMoEDenoiser(NativeDenoiser):
+class LLaDAMoEDenoiser(LLaDADenoiser):
     """``Denoiser`` over the native bidirectional MoE transformer; no shift to undo."""
 
     family = FAMILY
-
-    def __init__(self, model: Transformer, tokenizer, config: dict, device: torch.device,
-                 dtype: torch.dtype, instruct: bool) -> None:
-        super().__init__(model, tokenizer, config, device, dtype)
-        self.mask_id = int(config.get("mask_token_id")
-                           or chat.token_id(tokenizer, "<|mask|>") or MASK_ID)
-        self.max_length = int(config.get("max_position_embeddings", model.cfg.max_position))
-        eos = config.get("eos_token_id", tokenizer.eos_token_id)
-        role_end = chat.token_id(tokenizer, "<|role_end|>")
-        # <|endoftext|> pads the tail; the instruct model closes its turn with <|role_end|>.
-        self.end_ids = frozenset(int(i) for i in (eos, role_end) if i is not None)
-        self.instruct = bool(instruct and chat.has_chat_template(tokenizer))
-        self.prefix_ids, self.suffix_ids = self.frame()
-
-    def frame(self, instruction: str | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """``(prefix_ids, suffix_ids)``: the chat turn for instruct checkpoints, the
-        tokenizer's BOS (if it has one) for base ones."""
-        if self.instruct:
-            return chat.chat_frame(self.tokenizer, instruction or chat.DEFAULT_INSTRUCTION)
-        bos = self.tokenizer.bos_token_id
-        return ((int(bos),) if bos is not None else ()), ()
+    # <|endoftext|> pads the tail; the instruct model closes its turn with <|role_end|>.
+    mask_token, default_mask_id = "<|mask|>", MASK_ID
+    length_key = "max_position_embeddings"
+    turn_end = "<|role_end|>"
 
 
 def load(path: str | Path, config: dict, device: torch.device,
