@@ -129,6 +129,12 @@ def test_adapter_is_merged_at_load(base, base_denoiser, cache, tmp_path):
     assert torch.equal(m1.layers[4].mlp.up_proj.weight, m0.layers[4].mlp.up_proj.weight)
 
 
+def test_the_shipped_adapter_is_where_the_default_looks_for_it():
+    # A missing adapter silently means the base (below), so its path is checked here.
+    assert smollm2.ADAPTER.is_file()
+    assert smollm2.ADAPTER.parent.name == "assets"
+
+
 def test_a_missing_adapter_file_is_the_base(tmp_path, monkeypatch):
     built = []
     monkeypatch.setattr(smollm2, "base_dir", lambda cache=None, quiet=False: built.append(1)

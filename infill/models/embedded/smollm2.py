@@ -51,7 +51,7 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 END_ID = 0  # <|endoftext|>
 MASK_ID = 16  # <empty_output>: unused by plain text and code
 PREFIX_ID = 0
-ADAPTER = Path(__file__).parent / "assets" / "default-adapter.safetensors"
+ADAPTER = Path(__file__).parents[1] / "assets" / "default-adapter.safetensors"
 
 _NAMES = {
     "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
