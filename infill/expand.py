@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from .plan import Canvas
-from .sample import Sampled, choose_tokens, never_sampled
+from .sample import Sampled, choose_tokens, forbid, never_sampled
 from .types import (
     CachedDenoiser,
     Cancelled,
@@ -134,13 +134,7 @@ class _Canvas:
         if len(self.end_ids) and len(exact):
             logits[exact[:, None], self.end_ids] = -math.inf
         logits[~self.expandable(spans)[run], self.expand_id] = -math.inf
-        if self.forbidden:
-            row_of = {p: r for r, p in enumerate(rows.tolist())}
-            pairs = [(row_of[p], t) for p, ts in self.forbidden.items() if p in row_of
-                     for t in ts]
-            if pairs:
-                r, t = zip(*pairs, strict=True)
-                logits[list(r), list(t)] = -math.inf
+        forbid(logits, rows, self.forbidden)
 
     def relayout(self, committed: torch.Tensor, spans: list[range]) -> bool:
         """Turn this step's expand commits into two masks each and remove its deletes;

@@ -112,13 +112,9 @@ class Bans:
             logits[rows[:, None], self.end_ids] = -math.inf
         if not self.forbidden and self.admissible is None:
             return
-        row_of = {p: r for r, p in enumerate(positions.tolist())}
-        pairs = [(row_of[p], t) for p, tokens in self.forbidden.items() if p in row_of
-                 for t in tokens]
-        if pairs:
-            rows_t, tokens_t = zip(*pairs, strict=True)
-            logits[list(rows_t), list(tokens_t)] = -math.inf
+        forbid(logits, positions, self.forbidden)
         allowed = self.admissible(x) if self.admissible is not None else {}
+        row_of = {p: r for r, p in enumerate(positions.tolist())}
         for p, admits in allowed.items():
             if p in row_of:
                 row = logits[row_of[p], : len(admits)]
@@ -137,6 +133,17 @@ class Bans:
                 token if r.forbid is None else r.forbid)
             count += 1
         return count
+
+
+def forbid(logits: torch.Tensor, positions: torch.Tensor,
+           forbidden: dict[int, set[int]]) -> None:
+    """Set to -inf, in place, each token ``forbidden`` at a canvas position, in the rows
+    of ``logits`` that score ``positions``."""
+    row_of = {p: r for r, p in enumerate(positions.tolist())}
+    pairs = [(row_of[p], t) for p, tokens in forbidden.items() if p in row_of for t in tokens]
+    if pairs:
+        rows, tokens = zip(*pairs, strict=True)
+        logits[list(rows), list(tokens)] = -math.inf
 
 
 def commit(x: torch.Tensor, positions: torch.Tensor, tokens: torch.Tensor,
