@@ -113,7 +113,11 @@ def main() -> None:
             if config.get("typed"):
                 fill_text = typed + fill_text + "\n"
             ok[c] += humaneval.passes(prob, fill_text)
-    n = len(problems)
+    print_table(args, len(problems), rows, ok)
+
+
+def print_table(args, n: int, rows: dict[int, list[dict]], ok: dict[int, int]) -> None:
+    """The phases' medians per config, as a Markdown table."""
     print(f"model: {args.model}; machine: {humaneval.machine()}; {n} single-line problems "
           f"(spread evenly), ghost-text settings, each config on each problem in turn")
     phases = ["total", "propose (read + steps)", "context read", "rank", "tokens read"]
@@ -125,7 +129,6 @@ def main() -> None:
         cells = [f"{statistics.median([r.get(p, 0.0) for r in rows[c]]):.3f}"
                  for p in phases]
         print(f"| {raw or 'defaults'} | {100 * ok[c] / n:.1f} | " + " | ".join(cells) + " |")
-
 
 if __name__ == "__main__":
     main()
