@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 
 from ..runtime import chat
-from ..runtime.native import NativeDenoiser
+from ..runtime.native import NativeDenoiser, load_network
 from ..runtime.transformer import Transformer, TransformerConfig, from_qwen_config
-from ..runtime.weights import ModelLoadError, load_into, load_tokenizer
+from ..runtime.weights import ModelLoadError, load_tokenizer
 
 FAMILY = "dream"
 MASK_ID = 151666
@@ -132,10 +132,7 @@ def expand_token_id(tokenizer, mask_id: int) -> int | None:
 def load(path: str | Path, config: dict, device: torch.device,
          dtype: torch.dtype) -> DreamDenoiser:
     cfg = transformer_config(config)
-    with torch.device("meta"):
-        model = Transformer(cfg)
-    load_into(model, path, rename_for(cfg), device=device, dtype=dtype)
-    model.eval()
+    model = load_network(path, cfg, rename_for(cfg), device, dtype)
     tokenizer = load_dream_tokenizer(path)
     return DreamDenoiser(model, tokenizer, config, device, dtype,
                          instruct=chat.looks_instruct(path, config))

@@ -61,8 +61,9 @@ from ..runtime.gguf_reader import (
     unpermute,
     vocabulary,
 )
-from ..runtime.transformer import Transformer, TransformerConfig
-from ..runtime.weights import ModelLoadError, load_into
+from ..runtime.native import load_network
+from ..runtime.transformer import TransformerConfig
+from ..runtime.weights import ModelLoadError
 from . import dream, llada, llada_moe
 
 #: GGUF architectures this module loads, with the family and shift llama.cpp defaults to.
@@ -295,11 +296,8 @@ def load(file: str | Path, config: dict, device: torch.device, dtype: torch.dtyp
     if embed is None:
         raise ModelLoadError(f"{file} has no token_embd.weight tensor")
     cfg = transformer_config(config, int(embed.shape[-1]))
-    with torch.device("meta"):
-        model = Transformer(cfg)
-    load_into(model, file, rename, device=device, dtype=dtype,
-              tensors=stream_tensors(reader, arch, cfg))
-    model.eval()
+    model = load_network(file, cfg, rename, device, dtype,
+                         tensors=stream_tensors(reader, arch, cfg))
     tokenizer = build_tokenizer(reader, config)
     den = DENOISERS[family](model, tokenizer, config, device, dtype,
               instruct=chat.looks_instruct(file, config))

@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 
 from ..runtime import chat
-from ..runtime.native import NativeDenoiser
+from ..runtime.native import NativeDenoiser, load_network
 from ..runtime.transformer import Transformer, TransformerConfig
-from ..runtime.weights import ModelLoadError, load_into, load_tokenizer
+from ..runtime.weights import ModelLoadError, load_tokenizer
 
 FAMILY = "llada"
 MASK_ID = 126336
@@ -161,10 +161,7 @@ class LLaDADenoiser(NativeDenoiser):
 def load(path: str | Path, config: dict, device: torch.device,
          dtype: torch.dtype) -> LLaDADenoiser:
     cfg = transformer_config(config)
-    with torch.device("meta"):
-        model = Transformer(cfg)
-    load_into(model, path, rename, device=device, dtype=dtype)
-    model.eval()
+    model = load_network(path, cfg, rename, device, dtype)
     tokenizer = load_tokenizer(path)
     return LLaDADenoiser(model, tokenizer, config, device, dtype,
                          instruct=chat.looks_instruct(path, config))

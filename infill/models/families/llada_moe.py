@@ -28,8 +28,9 @@ from pathlib import Path
 import torch
 
 from ..runtime import chat
-from ..runtime.transformer import Transformer, TransformerConfig
-from ..runtime.weights import ModelLoadError, load_into, load_tokenizer
+from ..runtime.native import load_network
+from ..runtime.transformer import TransformerConfig
+from ..runtime.weights import ModelLoadError, load_tokenizer
 from .llada import LLaDADenoiser
 
 FAMILY = "llada-moe"
@@ -119,10 +120,7 @@ class LLaDAMoEDenoiser(LLaDADenoiser):
 def load(path: str | Path, config: dict, device: torch.device,
          dtype: torch.dtype) -> LLaDAMoEDenoiser:
     cfg = transformer_config(config)
-    with torch.device("meta"):
-        model = Transformer(cfg)
-    load_into(model, path, rename, device=device, dtype=dtype)
-    model.eval()
+    model = load_network(path, cfg, rename, device, dtype)
     tokenizer = load_tokenizer(path)
     return LLaDAMoEDenoiser(model, tokenizer, config, device, dtype,
                             instruct=chat.looks_instruct(path, config))

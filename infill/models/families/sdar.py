@@ -34,13 +34,14 @@ from pathlib import Path
 import torch
 
 from ..runtime import chat
+from ..runtime.native import load_network
 from ..runtime.transformer import (
     Transformer,
     TransformerConfig,
     forbid_untrained_rows,
     from_qwen_config,
 )
-from ..runtime.weights import ModelLoadError, load_into
+from ..runtime.weights import ModelLoadError
 from .dream import load_dream_tokenizer, rename_for  # Qwen's names, as Dream's
 
 FAMILY = "sdar"
@@ -211,10 +212,7 @@ class SDARDenoiser:
 def load(path: str | Path, config: dict, device: torch.device,
          dtype: torch.dtype) -> SDARDenoiser:
     cfg = transformer_config(config)
-    with torch.device("meta"):
-        model = Transformer(cfg)
-    load_into(model, path, rename_for(cfg), device=device, dtype=dtype)
-    model.eval()
+    model = load_network(path, cfg, rename_for(cfg), device, dtype)
     tokenizer = load_dream_tokenizer(path)  # tokenizer.json, else vocab.json + merges.txt
     return SDARDenoiser(model, tokenizer, config, device, dtype,
                         instruct=chat.looks_instruct(path, config))

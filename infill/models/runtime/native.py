@@ -5,7 +5,19 @@ from __future__ import annotations
 
 import torch
 
-from .transformer import KVCache, Transformer, forbid_untrained_rows
+from .transformer import KVCache, Transformer, TransformerConfig, forbid_untrained_rows
+from .weights import load_into
+
+
+def load_network(path, cfg: TransformerConfig, rename, device: torch.device,
+                 dtype: torch.dtype, **streaming) -> Transformer:
+    """The native transformer for ``cfg``, built on the meta device and filled from the
+    checkpoint at ``path`` (``rename``: its tensor names to ours; ``streaming``: what
+    ``load_into`` takes besides), in eval mode."""
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    load_into(model, path, rename, device=device, dtype=dtype, **streaming)
+    return model.eval()
 
 
 class NativeDenoiser:
