@@ -222,7 +222,7 @@ def render(canvas: CanvasView, original: bytes, hole_bytes: list[tuple[int, int]
                       for (pos, _), piece in zip(island, texts, strict=True)]
             if i == 0 and view.heal:
                 pieces = _without_heal(pieces, view.heal.encode("utf-8"))
-            if shaped and len(islands) == 1 and view.hole.length.mode == "auto":
+            if shaped and len(islands) == 1:
                 pieces = _shape(pieces, canvas, view)
             for pos, data in pieces:
                 chunks.append(data)
@@ -298,11 +298,15 @@ def _ast_error(data: bytes) -> SyntaxError_ | None:
 
 def _shape(pieces: list[tuple[int | None, bytes]], canvas: CanvasView, view
            ) -> list[tuple[int | None, bytes]]:
-    """The hole's pieces as line-aware shaping leaves them: cut, or finished."""
-    from infill.lines import shape_fill
+    """The hole's pieces as line-aware shaping leaves them: cut, or finished (auto holes),
+    and without an indentation the following text brings itself (every hole)."""
+    from infill.lines import shape_fill, without_doubled_indent
 
     raw = b"".join(d for _, d in pieces).decode("utf-8", "replace")
-    out = shape_fill(raw, canvas.text, view.hole.start, view.hole.end)
+    out = raw
+    if view.hole.length.mode == "auto":
+        out = shape_fill(raw, canvas.text, view.hole.start, view.hole.end)
+    out = without_doubled_indent(out, canvas.text, view.hole.end)
     if out == raw:
         return pieces
     if raw.startswith(out):

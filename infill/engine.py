@@ -11,7 +11,7 @@ from .expand import Resized
 from .heal import Healing, unhealed
 from .holes import validate_holes
 from .length import denoise
-from .lines import shape_fill
+from .lines import shape_fill, without_doubled_indent
 from .plan import Canvas, plan
 from .sample import Sampled, never_sampled
 from .types import (
@@ -128,6 +128,8 @@ def _fills(
         if request.line_aware and not run.exact:
             text = shape_fill(text, request.text, run.hole.start, run.hole.end,
                               ended=len(kept) < len(tokens))
+        if request.line_aware:
+            text = without_doubled_indent(text, request.text, run.hole.end)
         out.append(
             HoleFill(
                 hole=run.hole,

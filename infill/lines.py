@@ -4,6 +4,9 @@
 - Between two lines (the hole starts and ends at line starts) a fill is whole lines.
 - A fill never leaves a half line glued to the text after it.
 - Between two sentences of a paragraph a fill is whole sentences (``between_sentences``).
+- A fill that ends with a line break and indentation, before text that brings its own
+  indentation, leaves the indentation to that text (``without_doubled_indent``; exact holes
+  too: a token such as ``"\n    "`` spells both).
 """
 
 from __future__ import annotations
@@ -50,6 +53,15 @@ def shape_fill(fill: str, text: str, start: int, end: int, ended: bool = False) 
         # Keep the complete lines; a lone or finished partial line gets a newline.
         return fill[: last + 1] if last >= 0 and not ended else fill + newline
     return fill
+
+
+def without_doubled_indent(fill: str, text: str, end: int) -> str:
+    """``fill`` without the spaces or tabs after its last line break when the text at
+    ``end`` starts with spaces or tabs: the following line is indented once, by itself."""
+    last = fill.rfind("\n")
+    if last < 0 or fill[last + 1 :].strip(" \t") or text[end : end + 1] not in (" ", "\t"):
+        return fill
+    return fill[: last + 1]
 
 
 def between_sentences(text: str, start: int, end: int) -> bool:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from infill.lines import line_shape, shape_fill
+from infill.lines import line_shape, shape_fill, without_doubled_indent
 
 
 def hole(doc: str):
@@ -45,3 +45,12 @@ def test_a_fill_between_lines_never_glues_a_half_line_to_the_suffix():
 def test_free_holes_are_left_alone():
     text, s, e = hole("a |b| c")
     assert shape_fill("one\ntwo", text, s, e) == "one\ntwo"
+
+
+def test_a_fill_leaves_the_next_line_s_indentation_to_the_next_line():
+    doc = "if ok:\n        return True\n    return False\n"
+    end = doc.index("    return False")
+    assert without_doubled_indent("        return True\n    ", doc, end) == "        return True\n"
+    # Not before unindented text, and not inside a line.
+    assert without_doubled_indent("x = 1\n    ", "a\nb", 2) == "x = 1\n    "
+    assert without_doubled_indent("x = 1  ", doc, end) == "x = 1  "
