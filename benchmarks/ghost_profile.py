@@ -9,7 +9,6 @@ Runs in-process (no server), the model loaded once, the same settings the server
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections import defaultdict
@@ -18,7 +17,7 @@ from types import SimpleNamespace
 
 import torch
 
-from benchmarks import humaneval
+from benchmarks import arg_parser, humaneval
 from infill.drafts import Drafter
 from infill.engine import fill
 from infill.models import load_denoiser
@@ -42,8 +41,7 @@ def timed(name: str, fn):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="default")
+    ap = arg_parser(__doc__)
     ap.add_argument("--limit", type=int, default=20)
     ap.add_argument("--configs", nargs="+", default=[""],
                     help="settings compared in one run, interleaved per problem, e.g. "

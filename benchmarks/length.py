@@ -15,14 +15,13 @@ fill tokens and the median seconds per fill:
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks import humaneval
+from benchmarks import arg_parser, humaneval
 from benchmarks.quality import cli_request, problems
 from infill.engine import fill
 from infill.types import Hole, Length
@@ -47,8 +46,7 @@ def rows_of(args) -> dict[str, tuple[str | int | None, list[str]]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="default")
+    ap = arg_parser(__doc__)
     ap.add_argument("--limit", type=int, default=20, help="single-line problems")
     ap.add_argument("--limit-multi", type=int, default=None, help="multi-line problems")
     ap.add_argument("--sets", nargs="+", default=["single", "multi"])

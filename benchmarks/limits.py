@@ -15,9 +15,7 @@ and should be refused at once.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
+from benchmarks import arg_parser
 from tests.lsp_support import Session, server_env
 
 GHOST_URI = "file:///bench/ghost.py"
@@ -108,10 +107,10 @@ def run_case(env: dict, model: str, text: str, params: dict, timeout: float) -> 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=os.environ.get("LACUNA_MODEL", "default"))
-    ap.add_argument("--megabytes", type=float, default=5.0)
-    ap.add_argument("--timeout", type=float, default=600.0)
+    ap = arg_parser(__doc__)
+    ap.add_argument("--megabytes", type=float, default=5.0, help="the document's size")
+    ap.add_argument("--timeout", type=float, default=600.0,
+                    help="seconds to wait for the fill's answer")
     ap.add_argument("--smoke", action="store_true",
                     help="the tiny test model and a 50 kB document")
     args = ap.parse_args()

@@ -13,15 +13,13 @@ gets timed.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import tempfile
 import time
 
 from lsprotocol import types
 
-from benchmarks import humaneval
+from benchmarks import arg_parser, humaneval
 from tests.lsp_support import Session, server_env
 
 
@@ -32,8 +30,7 @@ def position_of(text: str, offset: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=os.environ.get("LACUNA_MODEL", "default"))
+    ap = arg_parser(__doc__)
     ap.add_argument("--limit", type=int, default=20)
     ap.add_argument("--budget", type=int, default=16)
     ap.add_argument("--constrain", action="store_true",

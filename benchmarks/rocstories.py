@@ -11,7 +11,6 @@ alphanumeric words (``rouge_score``'s default tokenizer, no stemming).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import re
@@ -19,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import humaneval
+from benchmarks import arg_parser, humaneval
 from benchmarks.quality import cli_request, load_model
 from infill.engine import fill
 from infill.types import Hole, Length
@@ -72,8 +71,7 @@ def rouge_l(got: list[str], want: list[str]) -> float:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="default")
+    ap = arg_parser(__doc__)
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--budget", type=int, default=48, help="auto-hole budget in tokens")
     ap.add_argument("--threads", type=int, default=2)

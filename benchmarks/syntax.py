@@ -15,9 +15,8 @@ step). Reported per dataset and mode:
 
     .venv/bin/python -m benchmarks.syntax --limit 20
 
-Reads ``/work/shared/bench/data`` (``--data``) in place. Model: ``--model DIR``, else
-``infill.models.default.resolve_model(None)`` (the tiny random model until the embedded
-default lands).
+Reads ``/work/shared/bench/data`` (``--data``) in place. Model: ``--model`` (a directory,
+``default`` or ``tiny``), else ``$LACUNA_MODEL``, else the embedded default.
 """
 
 from __future__ import annotations
@@ -26,12 +25,12 @@ import argparse
 import ast
 import sys
 import time
-from dataclasses import dataclass, field
+from collections import Counter
 from pathlib import Path
 
 import torch
 
-from benchmarks import humaneval
+from benchmarks import arg_parser, humaneval
 from grammars.constraint import (
     SyntaxConstraint,
     away_from_seams,
@@ -44,41 +43,23 @@ from infill.types import Hole, InfillRequest, Length, SamplingOptions
 DATASETS = ("multi-line", "random-span")
 
 
-@dataclass
-class Tally:
-    n: int = 0
-    new_errors: int = 0
-    ast_errors: int = 0
-    unsatisfied: int = 0
-    unsatisfied_with_error: int = 0
-    passed: int = 0
-    steps: int = 0
-    seconds: float = 0.0
-    review_seconds: float = 0.0
-    reviews: int = 0
-    remasked: int = 0
-    exceptions: list[str] = field(default_factory=list)
-
-
 def error_count(parser, text: str) -> int:
     return len(syntax_errors(parser.parse(text.encode("utf-8"))))
 
 
 def run(args: argparse.Namespace) -> dict:
     from infill.models import load_denoiser
+    from infill.models.default import resolve_model
 
-    model_dir, note = args.model, None
-    if model_dir is None:
-        from infill.models.default import resolve_model
-
-        model_dir, note = resolve_model(None)
+    model_dir, note = resolve_model(args.model)
     denoiser = load_denoiser(model_dir, device="cpu")
     tok = denoiser.tokenizer
     parser = parser_for("python")
     modes = [("off", None), ("on, every step", 1)]
     if args.every > 1:
         modes.append((f"on, every {args.every} steps", args.every))
-    table: dict[tuple[str, str], Tally] = {}
+    table: dict[tuple[str, str], Counter] = {}
+    exceptions: dict[tuple[str, str], list[str]] = {}
     for dataset in DATASETS:
         if dataset not in args.datasets:
             continue
@@ -91,7 +72,7 @@ def run(args: argparse.Namespace) -> dict:
             reference = prob["prompt"] + prob["canonical_solution"] + prob["suffix"]
             base = error_count(parser, reference)
             for label, every in modes:
-                t = table.setdefault((dataset, label), Tally())
+                t = table.setdefault((dataset, label), Counter())
                 constraint = SyntaxConstraint("python", every=every) if every else None
                 request = InfillRequest(
                     text, [Hole(at, at, Length.auto(budget))], "python",
@@ -100,20 +81,20 @@ def run(args: argparse.Namespace) -> dict:
                 )
                 started = time.perf_counter()
                 result = fill(request, denoiser, constraint=constraint)
-                t.seconds += time.perf_counter() - started
-                t.n += 1
-                t.steps += result.steps
-                t.remasked += result.remasked
+                t["seconds"] += time.perf_counter() - started
+                t["n"] += 1
+                t["steps"] += result.steps
+                t["remasked"] += result.remasked
                 program = prob["prompt"] + result.fills[0].text + prob["suffix"]
                 bad = error_count(parser, program) > base
-                t.new_errors += bad
+                t["new_errors"] += bad
                 try:
                     ast.parse(program)
                 except SyntaxError:
-                    t.ast_errors += 1
+                    t["ast_errors"] += 1
                 if result.constraint_satisfied is False:
-                    t.unsatisfied += 1
-                    t.unsatisfied_with_error += bad
+                    t["unsatisfied"] += 1
+                    t["unsatisfied_with_error"] += bad
                 elif constraint is not None and bad:
                     # Why a fill the constraint accepted still differs from the reference:
                     # the document without the span is broken away from the hole (baseline).
@@ -121,14 +102,14 @@ def run(args: argparse.Namespace) -> dict:
                     hb = len(prob["prompt"].encode("utf-8"))
                     base = away_from_seams(syntax_errors(parser.parse(data)), data, [(hb, hb)])
                     why = "baseline" if base else "UNEXPLAINED"
-                    t.exceptions.append(f"{prob['task_id']} ({why})")
+                    exceptions.setdefault((dataset, label), []).append(f"{prob['task_id']} ({why})")
                 if constraint is not None:
-                    t.review_seconds += constraint.stats.seconds
-                    t.reviews += constraint.stats.reviews
+                    t["review_seconds"] += constraint.stats.seconds
+                    t["reviews"] += constraint.stats.reviews
                 check = f"{program}\n{prob['test']}\ncheck({prob['entry_point']})\n"
-                t.passed += humaneval.run_program(check, args.timeout)
+                t["passed"] += humaneval.run_program(check, args.timeout)
             print(f"  {dataset} {prob['task_id']} done", file=sys.stderr, flush=True)
-    return {"model": str(model_dir), "note": note, "table": table}
+    return {"model": str(model_dir), "note": note, "table": table, "exceptions": exceptions}
 
 
 def render(out: dict, args: argparse.Namespace) -> str:
@@ -144,26 +125,24 @@ def render(out: dict, args: argparse.Namespace) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (dataset, label), t in out["table"].items():
-        per_review = (1000 * t.review_seconds / t.reviews) if t.reviews else 0.0
+        n, reviews = t["n"], t["reviews"]
+        per_review = f"{1000 * t['review_seconds'] / reviews:.2f}" if reviews else "-"
         lines.append(
-            f"| {dataset} | {label} | {t.n} | {t.new_errors / t.n:.0%} ({t.new_errors}) "
-            f"| {t.ast_errors / t.n:.0%} | {t.unsatisfied} | {t.passed / t.n:.1%} "
-            f"| {1000 * t.seconds / max(t.steps, 1):.1f} | "
-            + (f"{per_review:.2f}" if t.reviews else "-")
-            + f" | {t.remasked / t.n:.1f} |"
+            f"| {dataset} | {label} | {n} | {t['new_errors'] / n:.0%} ({t['new_errors']}) "
+            f"| {t['ast_errors'] / n:.0%} | {t['unsatisfied']} | {t['passed'] / n:.1%} "
+            f"| {1000 * t['seconds'] / max(t['steps'], 1):.1f} | {per_review} "
+            f"| {t['remasked'] / n:.1f} |"
         )
-    exc = [(k, t.exceptions) for k, t in out["table"].items() if t.exceptions]
-    if exc:
+    if out["exceptions"]:
         lines.append("")
-        for (dataset, label), ids in exc:
+        for (dataset, label), ids in out["exceptions"].items():
             lines.append(f"satisfied but with a new error ({dataset}, {label}): {ids}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = arg_parser(__doc__)
     p.add_argument("--data", type=Path, default=humaneval.DATA)
-    p.add_argument("--model", type=Path, default=None)
     p.add_argument("--limit", type=int, default=20, help="problems per dataset")
     p.add_argument("--stride", type=int, default=1, help="take every n-th problem")
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)

@@ -86,7 +86,7 @@ def test_the_extensions_package_json_declares_every_setting_with_its_default():
 
 def test_the_extensions_settings_module_maps_and_defaults_every_setting():
     source = (EXTENSION / "src" / "settings.ts").read_text(encoding="utf-8")
-    mapped = dict(re.findall(r'\["([\w.]+)", "(\w+)"\]', source))
+    mapped = dict(re.findall(r'\["([\w.]+)", "(\w+)"[,\]]', source))
     defaults_block = source.split("export const DEFAULTS")[1].split("};")[0]
     ts_defaults = {k: json.loads(v) for k, v in
                    re.findall(r"^\s+(\w+): (.+),$", defaults_block, flags=re.M)}

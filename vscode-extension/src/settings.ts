@@ -40,29 +40,85 @@ export interface ServerSettings {
 export const QUANT_MODES = ["none", "int8", "nf4", "torch-int8", "auto"];
 export const LENGTH_POLICIES = ["auto", "absorb", "grow", "best_of", "drafts", "cal", "expand"];
 
-/** VS Code setting (under `lacuna.`) -> server key. */
-export const SERVER_KEYS: ReadonlyArray<readonly [string, keyof ServerSettings]> = [
-  ["modelDirectory", "model"],
-  ["device", "device"],
-  ["quantization", "quant"],
-  ["steps", "steps"],
-  ["confidenceThreshold", "threshold"],
-  ["temperature", "temperature"],
-  ["seed", "seed"],
-  ["blockLength", "blockLength"],
-  ["marker", "marker"],
-  ["budget", "budget"],
-  ["inline.budget", "inlineBudget"],
-  ["bodyBudget", "bodyBudget"],
-  ["contextTokens", "contextTokens"],
-  ["syntaxConstraint", "syntaxConstraint"],
-  ["lengthPolicy", "lengthPolicy"],
-  ["cache", "cache"],
-  ["inline.confidenceThreshold", "inlineThreshold"],
-  ["inline.contextTokens", "inlineContext"],
-  ["inline.lengthPolicy", "inlineLengthPolicy"],
-  ["inline.syntaxConstraint", "inlineSyntaxConstraint"],
+/** What a rule makes of a value: the value to send, or one of these. */
+const KEEP = Symbol("keep the default");
+const BAD = Symbol("not usable");
+
+/** How one setting is read: `read` returns the value to send, `KEEP` or `BAD` (`why`). */
+interface Rule {
+  read: (v: unknown) => unknown;
+  why?: string;
+}
+
+const unset = (v: unknown) => v === undefined || v === null;
+const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v);
+
+const oneOf = (choices: readonly string[]): Rule => ({
+  read: (v) => unset(v) ? KEEP
+    : typeof v === "string" && choices.includes(v.toLowerCase()) ? v.toLowerCase() : BAD,
+  why: `must be one of ${choices.join(", ")}`,
+});
+/** Empty or 0 means "automatic" (null); cleared in VS Code, cleared in the server. */
+const positiveOrAuto: Rule = {
+  read: (v) => unset(v) || v === "" || v === 0 ? null : isInt(v) && v > 0 ? v : BAD,
+  why: "must be a positive integer or empty",
+};
+/** Context windows: empty (null) means the whole document, 0 means none. */
+const window: Rule = {
+  read: (v) => v === undefined ? KEEP : v === null || (isInt(v) && v >= 0) ? v : BAD,
+  why: "must be an integer >= 0 or empty",
+};
+/** Confidence thresholds: empty (null) or 0 means "use steps". */
+const threshold: Rule = {
+  read: (v) => v === undefined ? KEEP : v === null || v === 0 ? null
+    : typeof v === "number" && v > 0 && v <= 1 ? v : BAD,
+  why: "must be in (0, 1] or empty",
+};
+const intAtLeast = (low: number): Rule => ({
+  read: (v) => unset(v) ? KEEP : isInt(v) && v >= low ? v : BAD,
+  why: `must be an integer >= ${low}`,
+});
+const flag: Rule = {
+  read: (v) => unset(v) ? KEEP : typeof v === "boolean" ? v : BAD,
+  why: "must be true or false",
+};
+/** A name or path: blank or unset keeps the default. */
+const name: Rule = {
+  read: (v) => typeof v === "string" && v.trim() !== "" ? v.trim() : KEEP,
+};
+const nonEmpty: Rule = {
+  read: (v) => unset(v) ? KEEP : typeof v === "string" && v !== "" ? v : BAD,
+  why: "must be a non-empty string",
+};
+const temperature: Rule = {
+  read: (v) => unset(v) ? KEEP : typeof v === "number" && v >= 0 && v <= 100 ? v : BAD,
+  why: "must be a number from 0 to 100",
+};
+
+type Pair = readonly [string, keyof ServerSettings];
+
+/** How each setting is read, and which VS Code settings (under `lacuna.`) map to which
+ * server keys, grouped by rule. */
+const RULES: ReadonlyArray<readonly [Rule, ...Pair[]]> = [
+  [name, ["modelDirectory", "model"], ["device", "device"]],
+  [oneOf(QUANT_MODES), ["quantization", "quant"]],
+  [oneOf(LENGTH_POLICIES), ["lengthPolicy", "lengthPolicy"],
+    ["inline.lengthPolicy", "inlineLengthPolicy"]],
+  [positiveOrAuto, ["steps", "steps"], ["blockLength", "blockLength"]],
+  [threshold, ["confidenceThreshold", "threshold"],
+    ["inline.confidenceThreshold", "inlineThreshold"]],
+  [window, ["contextTokens", "contextTokens"], ["inline.contextTokens", "inlineContext"]],
+  [temperature, ["temperature", "temperature"]],
+  [intAtLeast(0), ["seed", "seed"]],
+  [intAtLeast(1), ["budget", "budget"], ["inline.budget", "inlineBudget"],
+    ["bodyBudget", "bodyBudget"]],
+  [nonEmpty, ["marker", "marker"]],
+  [flag, ["syntaxConstraint", "syntaxConstraint"], ["cache", "cache"],
+    ["inline.syntaxConstraint", "inlineSyntaxConstraint"]],
 ];
+
+/** VS Code setting (under `lacuna.`) -> server key. */
+export const SERVER_KEYS: ReadonlyArray<Pair> = RULES.flatMap(([, ...pairs]) => pairs);
 
 /** Settings that change how the server process is started: they need a restart. */
 export const RESTART_KEYS = ["server.command", "server.pythonPath", "server.args", "server.env"];
@@ -96,12 +152,6 @@ export interface Mapped {
   problems: string[];
 }
 
-function optionalPositiveInt(v: unknown): number | null | undefined {
-  if (v === null || v === undefined || v === "" || v === 0) return null; // 0 / empty: "automatic"
-  if (typeof v === "number" && Number.isInteger(v) && v > 0) return v;
-  return undefined;
-}
-
 /**
  * Map the `lacuna` configuration section to the server's settings. Unset optional values
  * become `null` (not omitted) so that clearing a setting in VS Code also clears it in a
@@ -117,103 +167,15 @@ export function toServerSettings(
   const bad = (key: string, value: unknown, why: string) =>
     problems.push(`lacuna.${key}: ${why}, got ${JSON.stringify(value)}; using the default`);
 
-  const model = config.get<string | null>("modelDirectory");
-  if (typeof model === "string" && model.trim() !== "") {
-    s.model = expandPath(model.trim(), env);
+  for (const [rule, ...pairs] of RULES) {
+    for (const [key, target] of pairs) {
+      const v = config.get<unknown>(key);
+      const got = rule.read(v);
+      if (got === BAD) bad(key, v, rule.why ?? "is not usable");
+      else if (got !== KEEP) (s as unknown as Record<string, unknown>)[target] = got;
+    }
   }
-
-  const device = config.get<string>("device");
-  if (typeof device === "string" && device.trim() !== "") s.device = device.trim();
-
-  const quant = config.get<string>("quantization");
-  if (quant !== undefined && quant !== null) {
-    if (typeof quant === "string" && QUANT_MODES.includes(quant.toLowerCase())) {
-      s.quant = quant.toLowerCase();
-    } else bad("quantization", quant, `must be one of ${QUANT_MODES.join(", ")}`);
-  }
-
-  for (const [key, target] of [
-    ["lengthPolicy", "lengthPolicy"],
-    ["inline.lengthPolicy", "inlineLengthPolicy"],
-  ] as const) {
-    const policy = config.get<string>(key);
-    if (policy === undefined || policy === null) continue;
-    if (typeof policy === "string" && LENGTH_POLICIES.includes(policy.toLowerCase())) {
-      s[target] = policy.toLowerCase();
-    } else bad(key, policy, `must be one of ${LENGTH_POLICIES.join(", ")}`);
-  }
-
-  for (const [key, target] of [
-    ["steps", "steps"],
-    ["blockLength", "blockLength"],
-  ] as const) {
-    const v = config.get<number | null>(key);
-    const got = optionalPositiveInt(v);
-    if (got === undefined) bad(key, v, "must be a positive integer or empty");
-    else s[target] = got;
-  }
-
-  // Context windows: empty (null) means the whole document, 0 means none.
-  for (const [key, target] of [
-    ["contextTokens", "contextTokens"],
-    ["inline.contextTokens", "inlineContext"],
-  ] as const) {
-    const v = config.get<number | null>(key);
-    if (v === undefined) continue;
-    if (v === null || (typeof v === "number" && Number.isInteger(v) && v >= 0)) s[target] = v;
-    else bad(key, v, "must be an integer >= 0 or empty");
-  }
-
-  // Confidence thresholds: empty (null) or 0 means "use steps".
-  for (const [key, target] of [
-    ["confidenceThreshold", "threshold"],
-    ["inline.confidenceThreshold", "inlineThreshold"],
-  ] as const) {
-    const v = config.get<number | null>(key);
-    if (v === undefined) continue;
-    if (v === null || v === 0) s[target] = null;
-    else if (typeof v === "number" && v > 0 && v <= 1) s[target] = v;
-    else bad(key, v, "must be in (0, 1] or empty");
-  }
-
-  const temperature = config.get<number>("temperature");
-  if (temperature !== undefined && temperature !== null) {
-    if (typeof temperature === "number" && temperature >= 0 && temperature <= 100) s.temperature = temperature;
-    else bad("temperature", temperature, "must be a number from 0 to 100");
-  }
-
-  const seed = config.get<number>("seed");
-  if (seed !== undefined && seed !== null) {
-    if (typeof seed === "number" && Number.isInteger(seed) && seed >= 0) s.seed = seed;
-    else bad("seed", seed, "must be an integer >= 0");
-  }
-
-  const marker = config.get<string>("marker");
-  if (marker !== undefined && marker !== null) {
-    if (typeof marker === "string" && marker !== "") s.marker = marker;
-    else bad("marker", marker, "must be a non-empty string");
-  }
-
-  for (const [key, target] of [
-    ["budget", "budget"],
-    ["inline.budget", "inlineBudget"],
-    ["bodyBudget", "bodyBudget"],
-  ] as const) {
-    const v = config.get<number>(key);
-    if (v === undefined || v === null) continue;
-    if (typeof v === "number" && Number.isInteger(v) && v >= 1) s[target] = v;
-    else bad(key, v, "must be an integer >= 1");
-  }
-
-  for (const [key, target] of [
-    ["syntaxConstraint", "syntaxConstraint"],
-    ["cache", "cache"],
-    ["inline.syntaxConstraint", "inlineSyntaxConstraint"],
-  ] as const) {
-    const v = config.get<boolean>(key);
-    if (typeof v === "boolean") s[target] = v;
-    else if (v !== undefined && v !== null) bad(key, v, "must be true or false");
-  }
+  if (s.model !== null) s.model = expandPath(s.model, env);
 
   return { settings: s, problems };
 }

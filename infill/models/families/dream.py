@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from ..runtime import chat
-from ..runtime.native import NativeDenoiser, load_network
+from ..runtime.native import NativeDenoiser, load_family
 from ..runtime.transformer import Transformer, TransformerConfig, from_qwen_config
 from ..runtime.weights import ModelLoadError, load_tokenizer
 
@@ -87,11 +87,8 @@ class DreamDenoiser(NativeDenoiser):
         self.mask_id = int(config.get("mask_token_id") or tokenizer.mask_token_id or MASK_ID)
         self.max_length = min(model.cfg.max_position, TRAINED_LENGTH)
         self.instruct = bool(instruct and chat.has_chat_template(tokenizer))
-        ends = {config.get("eos_token_id"), config.get("pad_token_id"),
-                tokenizer.eos_token_id, tokenizer.pad_token_id}
-        if self.instruct:
-            ends.add(chat.token_id(tokenizer, "<|im_end|>"))
-        self.end_ids = frozenset(int(i) for i in ends if i is not None and i != self.mask_id)
+        turn_end = chat.token_id(tokenizer, "<|im_end|>") if self.instruct else None
+        self.end_ids = chat.end_ids(tokenizer, config, self.mask_id, turn_end)
         self.bos_id = next((int(i) for i in (config.get("bos_token_id"), tokenizer.bos_token_id,
                                               tokenizer.eos_token_id) if i is not None), None)
         if self.bos_id is None:
@@ -132,7 +129,5 @@ def expand_token_id(tokenizer, mask_id: int) -> int | None:
 def load(path: str | Path, config: dict, device: torch.device,
          dtype: torch.dtype) -> DreamDenoiser:
     cfg = transformer_config(config)
-    model = load_network(path, cfg, rename_for(cfg), device, dtype)
     tokenizer = load_dream_tokenizer(path)
-    return DreamDenoiser(model, tokenizer, config, device, dtype,
-                         instruct=chat.looks_instruct(path, config))
+    return load_family(DreamDenoiser, path, config, cfg, rename_for(cfg), tokenizer, device, dtype)

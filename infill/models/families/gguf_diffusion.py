@@ -44,7 +44,6 @@ quantizer), so no full float32 copy of the network exists at any point.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -56,9 +55,9 @@ from ..runtime.gguf_reader import (
     USER_DEFINED,
     byte_level_bpe,
     field,
+    native_name,
     open_gguf,
-    tensor,
-    unpermute,
+    stream_tensors,
     vocabulary,
 )
 from ..runtime.native import load_network
@@ -68,27 +67,9 @@ from . import dream, llada, llada_moe
 
 #: GGUF architectures this module loads, with the family and shift llama.cpp defaults to.
 ARCHS = {"dream": (dream, True), "llada": (llada, False), "llada-moe": (llada_moe, False)}
-#: Architectures whose q/k rows llama.cpp's converter permuted (LLaMA-style rope); llada-moe
-#: runs NEOX rope (``llama_model_rope_type``) and its converter permutes nothing.
-PERMUTED = {"llada"}
 #: The denoiser class of each family.
 DENOISERS = {dream: dream.DreamDenoiser, llada: llada.LLaDADenoiser,
              llada_moe: llada_moe.LLaDAMoEDenoiser}
-
-_BLOCK = {
-    "attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
-    "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
-    "ffn_norm": "post_attention_layernorm", "ffn_gate": "mlp.gate_proj",
-    "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
-    "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
-    "ffn_gate_inp": "mlp.gate",
-}
-#: Stacked expert tensors ``[experts, out, in]``, split into one tensor per expert on load.
-_EXPERTS = {"ffn_gate_exps": "gate_proj", "ffn_up_exps": "up_proj",
-            "ffn_down_exps": "down_proj"}
-_TOP = {"token_embd.weight": "embed_tokens.weight", "output_norm.weight": "norm.weight",
-        "output.weight": "lm_head.weight"}
-
 
 def gguf_file(path: str | Path) -> Path | None:
     """The GGUF file ``path`` names: itself, or the one ``.gguf`` in a directory without a
@@ -195,43 +176,6 @@ def transformer_config(config: dict, vocab_size: int) -> TransformerConfig:
     )
 
 
-def rename(name: str) -> str | None:
-    """A llama.cpp tensor name to the native Transformer's."""
-    if name in _TOP:
-        return _TOP[name]
-    parts = name.split(".")
-    if len(parts) == 4 and parts[0] == "blk" and parts[2] in _BLOCK:
-        return f"layers.{parts[1]}.{_BLOCK[parts[2]]}.{parts[3]}"
-    if len(parts) == 5 and parts[0] == "blk" and parts[2] in _EXPERTS:  # stream_tensors' split
-        return f"layers.{parts[1]}.mlp.experts.{parts[3]}.{_EXPERTS[parts[2]]}.{parts[4]}"
-    if name == "rope_freqs.weight":
-        raise ModelLoadError("GGUF carries rope_freqs (scaled rope); not supported")
-    return name  # unknown: load_into reports it by name
-
-
-def stream_tensors(reader, arch: str, cfg: TransformerConfig
-                   ) -> Iterator[tuple[str, torch.Tensor]]:
-    """Every tensor dequantized to float32 in PyTorch's layout, q/k un-permuted where the
-    converter permuted them, one at a time. A stacked expert tensor ``blk.N.ffn_*_exps.weight``
-    (``[experts, out, in]``) comes out as one ``blk.N.ffn_*_exps.E.weight`` per expert E."""
-    for t in reader.tensors:
-        w = tensor(t)
-        parts = t.name.split(".")
-        kind = parts[2] if parts[0] == "blk" and len(parts) == 4 else None
-        if arch in PERMUTED and kind == "attn_q":
-            w = unpermute(w, cfg.num_heads)
-        elif arch in PERMUTED and kind == "attn_k":
-            w = unpermute(w, cfg.num_kv_heads)
-        if kind in _EXPERTS:
-            if w.ndim != 3 or w.shape[0] != cfg.num_experts:
-                raise ModelLoadError(f"GGUF tensor {t.name!r} has shape {tuple(w.shape)}; "
-                                     f"expected [{cfg.num_experts} experts, out, in]")
-            for e in range(w.shape[0]):
-                yield f"blk.{parts[1]}.{kind}.{e}.{parts[3]}", w[e]
-            continue
-        yield t.name, w
-
-
 def build_tokenizer(reader, config: dict):
     """A fast tokenizer from ``tokenizer.ggml.*`` (or the embedded ``tokenizer.json``)."""
     from tokenizers import AddedToken, Tokenizer
@@ -296,8 +240,8 @@ def load(file: str | Path, config: dict, device: torch.device, dtype: torch.dtyp
     if embed is None:
         raise ModelLoadError(f"{file} has no token_embd.weight tensor")
     cfg = transformer_config(config, int(embed.shape[-1]))
-    model = load_network(file, cfg, rename, device, dtype,
-                         tensors=stream_tensors(reader, arch, cfg))
+    tensors = stream_tensors(reader, arch, cfg.num_heads, cfg.num_kv_heads, cfg.num_experts)
+    model = load_network(file, cfg, native_name, device, dtype, tensors=tensors)
     tokenizer = build_tokenizer(reader, config)
     den = DENOISERS[family](model, tokenizer, config, device, dtype,
               instruct=chat.looks_instruct(file, config))

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from ..runtime import chat
-from ..runtime.native import NativeDenoiser, load_network
+from ..runtime.native import NativeDenoiser, load_family
 from ..runtime.transformer import Transformer, TransformerConfig
 from ..runtime.weights import ModelLoadError, load_tokenizer
 
@@ -161,7 +161,5 @@ class LLaDADenoiser(NativeDenoiser):
 def load(path: str | Path, config: dict, device: torch.device,
          dtype: torch.dtype) -> LLaDADenoiser:
     cfg = transformer_config(config)
-    model = load_network(path, cfg, rename, device, dtype)
     tokenizer = load_tokenizer(path)
-    return LLaDADenoiser(model, tokenizer, config, device, dtype,
-                         instruct=chat.looks_instruct(path, config))
+    return load_family(LLaDADenoiser, path, config, cfg, rename, tokenizer, device, dtype)

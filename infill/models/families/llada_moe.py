@@ -27,9 +27,8 @@ from pathlib import Path
 
 import torch
 
-from ..runtime import chat
-from ..runtime.native import load_network
-from ..runtime.transformer import TransformerConfig
+from ..runtime.native import load_family
+from ..runtime.transformer import TransformerConfig, from_qwen_config
 from ..runtime.weights import ModelLoadError, load_tokenizer
 from .llada import LLaDADenoiser
 
@@ -51,10 +50,6 @@ def detects(config: dict) -> bool:
 def _check_supported(config: dict) -> None:
     """Refuse, by name, config options no released LLaDA-MoE checkpoint uses."""
     problems = []
-    if str(config.get("hidden_act", "silu")) != "silu":
-        problems.append(f"hidden_act={config['hidden_act']!r} (expected 'silu')")
-    if config.get("rope_scaling"):
-        problems.append(f"rope_scaling={config['rope_scaling']!r}")
     if config.get("partial_rotary_factor") not in (None, -1, 1, 1.0):
         problems.append(f"partial_rotary_factor={config['partial_rotary_factor']!r}")
     if config.get("clip_qkv") is not None:
@@ -78,28 +73,20 @@ def _check_supported(config: dict) -> None:
 
 def transformer_config(config: dict) -> TransformerConfig:
     _check_supported(config)
-    try:
-        heads = int(config["num_attention_heads"])
-        hidden = int(config["hidden_size"])
-        return TransformerConfig(
-            vocab_size=int(config["vocab_size"]),
-            hidden_size=hidden,
-            intermediate_size=int(config["expert_intermediate_size"]),
-            num_layers=int(config["num_hidden_layers"]),
-            num_heads=heads,
-            num_kv_heads=int(config.get("num_key_value_heads") or heads),
-            max_position=int(config.get("max_position_embeddings", 4096)),
-            rope_theta=float(config["rope_theta"]),
-            rms_eps=float(config.get("rms_norm_eps", 1e-5)),
-            tie_embeddings=bool(config.get("tie_word_embeddings", False)),
-            qk_norm=bool(config.get("qk_layernorm")),
-            num_experts=int(config["num_experts"]),
-            experts_per_token=int(config["num_experts_per_tok"]),
-            expert_intermediate_size=int(config["expert_intermediate_size"]),
-            norm_topk_prob=False,  # the checkpoint's own code ignores config.norm_topk_prob
-        )
-    except KeyError as e:
-        raise ModelLoadError(f"LLaDA-MoE config.json lacks {e.args[0]!r}") from None
+    for key in ("num_experts", "num_experts_per_tok", "rope_theta"):
+        if key not in config:
+            raise ModelLoadError(f"LLaDA-MoE config.json lacks {key!r}")
+    return from_qwen_config(
+        config, "LLaDA-MoE", rope_theta=float(config["rope_theta"]),
+        intermediate_key="expert_intermediate_size",
+        max_position=int(config.get("max_position_embeddings", 4096)),
+        rms_eps=float(config.get("rms_norm_eps", 1e-5)),
+        qk_norm=bool(config.get("qk_layernorm")),
+        num_experts=int(config["num_experts"]),
+        experts_per_token=int(config["num_experts_per_tok"]),
+        expert_intermediate_size=int(config.get("expert_intermediate_size", 0)),
+        norm_topk_prob=False,  # the checkpoint's own code ignores config.norm_topk_prob
+    )
 
 
 def rename(name: str) -> str | None:
@@ -120,7 +107,5 @@ class LLaDAMoEDenoiser(LLaDADenoiser):
 def load(path: str | Path, config: dict, device: torch.device,
          dtype: torch.dtype) -> LLaDAMoEDenoiser:
     cfg = transformer_config(config)
-    model = load_network(path, cfg, rename, device, dtype)
     tokenizer = load_tokenizer(path)
-    return LLaDAMoEDenoiser(model, tokenizer, config, device, dtype,
-                            instruct=chat.looks_instruct(path, config))
+    return load_family(LLaDAMoEDenoiser, path, config, cfg, rename, tokenizer, device, dtype)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..runtime.loaded import LoadedDenoiser
 from ..runtime.weights import ModelLoadError, load_tokenizer, transformers_placement
 
 FAMILY = "masked-lm"
@@ -43,16 +44,12 @@ def detects(config: dict) -> bool:
                                                    "distilbert", "camembert", "deberta-v2"}
 
 
-class MaskedLMDenoiser:
+class MaskedLMDenoiser(LoadedDenoiser):
     family = FAMILY
 
     def __init__(self, model, tokenizer, config: dict, device: torch.device,
                  dtype: torch.dtype) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.config = config
-        self.device = device
-        self.dtype = dtype
+        super().__init__(model, tokenizer, config, device, dtype)
         if tokenizer.mask_token_id is None:
             raise ModelLoadError("this masked LM's tokenizer has no mask token")
         self.mask_id = int(tokenizer.mask_token_id)

@@ -34,7 +34,8 @@ from pathlib import Path
 import torch
 
 from ..runtime import chat
-from ..runtime.native import load_network
+from ..runtime.loaded import LoadedDenoiser
+from ..runtime.native import load_family
 from ..runtime.transformer import (
     Transformer,
     TransformerConfig,
@@ -95,7 +96,7 @@ def fim_order(ids: list[int], mask_id: int, head: int, tail: int) -> list[int]:
             *range(n - tail, n)]
 
 
-class SDARDenoiser:
+class SDARDenoiser(LoadedDenoiser):
     """``Denoiser`` over the native Qwen3 run block-causally, the suffix laid out as FIM
     context before the hole. No key/value cache hooks (``prefill``/``cached_logits``): the
     dual cache of the bidirectional families would read the wrong attention pattern."""
@@ -104,11 +105,7 @@ class SDARDenoiser:
 
     def __init__(self, model: Transformer, tokenizer, config: dict, device: torch.device,
                  dtype: torch.dtype, instruct: bool) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.config = config
-        self.device = device
-        self.dtype = dtype
+        super().__init__(model, tokenizer, config, device, dtype)
         self.tokens = len(tokenizer)
         self.block_size = int(config.get("block_size") or BLOCK_SIZE)
         self.mask_id = int(config.get("mask_token_id") or tokenizer.mask_token_id or MASK_ID)
@@ -120,11 +117,8 @@ class SDARDenoiser:
         # Three FIM tokens join the canvas inside the model's window.
         self.max_length = model.cfg.max_position - len(FIM_TOKENS)
         self.instruct = bool(instruct and chat.has_chat_template(tokenizer))
-        ends = {config.get("eos_token_id"), config.get("pad_token_id"),
-                tokenizer.eos_token_id, tokenizer.pad_token_id}
-        if self.instruct:
-            ends.add(chat.token_id(tokenizer, "<|im_end|>"))
-        self.end_ids = frozenset(int(i) for i in ends if i is not None and i != self.mask_id)
+        turn_end = chat.token_id(tokenizer, "<|im_end|>") if self.instruct else None
+        self.end_ids = chat.end_ids(tokenizer, config, self.mask_id, turn_end)
         self.prefix_ids, self.suffix_ids = self.frame()
 
     # ------------------------------------------------------------------ what doctor says
@@ -212,7 +206,5 @@ class SDARDenoiser:
 def load(path: str | Path, config: dict, device: torch.device,
          dtype: torch.dtype) -> SDARDenoiser:
     cfg = transformer_config(config)
-    model = load_network(path, cfg, rename_for(cfg), device, dtype)
     tokenizer = load_dream_tokenizer(path)  # tokenizer.json, else vocab.json + merges.txt
-    return SDARDenoiser(model, tokenizer, config, device, dtype,
-                        instruct=chat.looks_instruct(path, config))
+    return load_family(SDARDenoiser, path, config, cfg, rename_for(cfg), tokenizer, device, dtype)

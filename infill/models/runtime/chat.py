@@ -78,3 +78,11 @@ def token_id(tokenizer, text: str) -> int | None:
     """The id of a special token spelled ``text``, if the vocabulary has it."""
     vocab = tokenizer.get_vocab()
     return vocab.get(text)
+
+
+def end_ids(tokenizer, config: dict, mask_id: int, *extra: int | None) -> frozenset[int]:
+    """Tokens that end a fill: the config's and tokenizer's EOS and pad (plus ``extra``, e.g.
+    an instruct checkpoint's end of turn), never the mask itself."""
+    ends = {config.get("eos_token_id"), config.get("pad_token_id"),
+            tokenizer.eos_token_id, tokenizer.pad_token_id, *extra}
+    return frozenset(int(i) for i in ends if i is not None and i != mask_id)

@@ -13,7 +13,7 @@ Shared by the embedded default's converter (``smollm2.py``) and the diffusion GG
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -83,6 +83,63 @@ def unpermute(w: torch.Tensor, n_head: int) -> torch.Tensor:
     d, rest = w.shape[0], tuple(w.shape[1:])
     return w.reshape(n_head, d // n_head // 2, 2, *rest).transpose(1, 2).reshape(d, *rest)
 
+
+
+#: Architectures whose q/k rows llama.cpp's converter permuted (LLaMA-style rope);
+#: ``dream`` and ``llada-moe`` run NEOX rope and their converters permute nothing.
+PERMUTED = {"llama", "llada"}
+
+_BLOCK = {
+    "attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
+    "ffn_norm": "post_attention_layernorm", "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj",
+    "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
+    "ffn_gate_inp": "mlp.gate",
+}
+#: Stacked expert tensors ``[experts, out, in]``, split into one tensor per expert on load.
+_EXPERTS = {"ffn_gate_exps": "gate_proj", "ffn_up_exps": "up_proj",
+            "ffn_down_exps": "down_proj"}
+_TOP = {"token_embd.weight": "embed_tokens.weight", "output_norm.weight": "norm.weight",
+        "output.weight": "lm_head.weight"}
+
+
+def native_name(name: str) -> str | None:
+    """A llama.cpp tensor name to the native Transformer's (transformers' names without the
+    ``model.`` prefix); an unknown name comes back as it is, for the loader to report."""
+    if name in _TOP:
+        return _TOP[name]
+    parts = name.split(".")
+    if len(parts) == 4 and parts[0] == "blk" and parts[2] in _BLOCK:
+        return f"layers.{parts[1]}.{_BLOCK[parts[2]]}.{parts[3]}"
+    if len(parts) == 5 and parts[0] == "blk" and parts[2] in _EXPERTS:  # stream_tensors' split
+        return f"layers.{parts[1]}.mlp.experts.{parts[3]}.{_EXPERTS[parts[2]]}.{parts[4]}"
+    if name == "rope_freqs.weight":
+        raise ModelLoadError("GGUF carries rope_freqs (scaled rope); not supported")
+    return name
+
+
+def stream_tensors(reader, arch: str, heads: int, kv_heads: int, experts: int = 0
+                   ) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every tensor dequantized to float32 in PyTorch's layout, q/k un-permuted where the
+    converter permuted them, one at a time. A stacked expert tensor ``blk.N.ffn_*_exps.weight``
+    (``[experts, out, in]``) comes out as one ``blk.N.ffn_*_exps.E.weight`` per expert E."""
+    for t in reader.tensors:
+        w = tensor(t)
+        parts = t.name.split(".")
+        kind = parts[2] if parts[0] == "blk" and len(parts) == 4 else None
+        if arch in PERMUTED and kind == "attn_q":
+            w = unpermute(w, heads)
+        elif arch in PERMUTED and kind == "attn_k":
+            w = unpermute(w, kv_heads)
+        if kind in _EXPERTS:
+            if w.ndim != 3 or w.shape[0] != experts:
+                raise ModelLoadError(f"GGUF tensor {t.name!r} has shape {tuple(w.shape)}; "
+                                     f"expected [{experts} experts, out, in]")
+            for e in range(w.shape[0]):
+                yield f"blk.{parts[1]}.{kind}.{e}.{parts[3]}", w[e]
+            continue
+        yield t.name, w
 
 def vocabulary(reader) -> tuple[list[str], list[int], list[tuple[str, str]]]:
     """``(tokens, token types, merges)`` of a GGUF's ``gpt2`` (byte-level BPE) vocabulary."""

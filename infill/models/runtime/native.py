@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from . import chat
+from .loaded import LoadedDenoiser
 from .transformer import KVCache, Transformer, TransformerConfig, forbid_untrained_rows
 from .weights import load_into
 
@@ -20,7 +22,16 @@ def load_network(path, cfg: TransformerConfig, rename, device: torch.device,
     return model.eval()
 
 
-class NativeDenoiser:
+def load_family(denoiser: type, path, config: dict, cfg: TransformerConfig, rename,
+                tokenizer, device: torch.device, dtype: torch.dtype):
+    """``denoiser`` (a family's class) over the native transformer streamed from ``path``,
+    framed for an instruct checkpoint when the checkpoint's name says it is one."""
+    model = load_network(path, cfg, rename, device, dtype)
+    return denoiser(model, tokenizer, config, device, dtype,
+                    instruct=chat.looks_instruct(path, config))
+
+
+class NativeDenoiser(LoadedDenoiser):
     """Base of the Lacuna, LLaDA and Dream denoisers; a family sets its own conventions
     (``mask_id``, ``end_ids``, ``prefix_ids``, ``suffix_ids``, ``max_length``, ``shift``)."""
 
@@ -30,11 +41,7 @@ class NativeDenoiser:
 
     def __init__(self, model: Transformer, tokenizer, config: dict, device: torch.device,
                  dtype: torch.dtype) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.config = config
-        self.device = device
-        self.dtype = dtype
+        super().__init__(model, tokenizer, config, device, dtype)
         self.tokens = len(tokenizer)
 
     def _rows(self, positions: torch.Tensor) -> torch.Tensor:

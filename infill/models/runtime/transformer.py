@@ -61,10 +61,12 @@ class TransformerConfig:
 
 
 def from_qwen_config(config: dict, family: str, *, rope_theta: float,
+                     intermediate_key: str = "intermediate_size",
                      **fields: object) -> TransformerConfig:
-    """The native transformer for a Qwen2/Qwen3-style ``config.json`` (Dream, SDAR): the
-    keys they share read once, the features Lacuna does not run refused by name;
-    ``fields`` are what the family sets itself (``qkv_bias``, ``qk_norm``, ...)."""
+    """The native transformer for a Qwen2/Qwen3-style ``config.json`` (Dream, SDAR,
+    LLaDA-MoE): the keys they share read once, the features Lacuna does not run refused by
+    name; ``fields`` are what the family sets itself (``qkv_bias``, ``qk_norm``, ...) and
+    override what is read here."""
     if config.get("rope_scaling"):
         raise ModelLoadError(f"{family} config sets rope_scaling={config['rope_scaling']!r}; "
                              "Lacuna supports plain RoPE (the released checkpoints)")
@@ -75,10 +77,10 @@ def from_qwen_config(config: dict, family: str, *, rope_theta: float,
                              "not silu")
     try:
         heads = int(config["num_attention_heads"])
-        return TransformerConfig(
+        values: dict = dict(
             vocab_size=int(config["vocab_size"]),
             hidden_size=int(config["hidden_size"]),
-            intermediate_size=int(config["intermediate_size"]),
+            intermediate_size=int(config[intermediate_key]),
             num_layers=int(config["num_hidden_layers"]),
             num_heads=heads,
             num_kv_heads=int(config.get("num_key_value_heads") or heads),
@@ -86,10 +88,10 @@ def from_qwen_config(config: dict, family: str, *, rope_theta: float,
             rope_theta=float(config.get("rope_theta", rope_theta)),
             rms_eps=float(config.get("rms_norm_eps", 1e-6)),
             tie_embeddings=bool(config.get("tie_word_embeddings", False)),
-            **fields,
         )
     except KeyError as e:
         raise ModelLoadError(f"{family} config.json lacks {e.args[0]!r}") from None
+    return TransformerConfig(**(values | fields))
 
 
 class RMSNorm(nn.Module):
