@@ -35,7 +35,15 @@ from typing import Any
 import torch
 
 from .plan import Canvas
-from .sample import Sampled, choose_tokens, forbid, never_sampled
+from .sample import (
+    Sampled,
+    choose_tokens,
+    commit,
+    forbid,
+    how_many,
+    never_sampled,
+    remask_order,
+)
 from .types import (
     CachedDenoiser,
     Cancelled,
@@ -225,13 +233,8 @@ def expand(
         if not len(rows):
             if review is None:
                 break
-            remasks = review(state.x, runs=spans)
-            satisfied = not remasks
-            if not remasks or remasked + len(remasks) > remask_budget:
-                break
-            reopened = state.remask(remasks)
-            remasked += reopened
-            cache = None
+            remasks, reopened = _reviewed(review, state, spans, remask_budget - remasked)
+            satisfied, remasked, cache = not remasks, remasked + reopened, None
             if not reopened:
                 break
             continue
@@ -245,14 +248,12 @@ def expand(
                                                    since_refresh)
         state.ban(logits, rows, spans)
         tokens, conf = choose_tokens(logits, options, generator)
-        k = _how_many(options, conf, len(rows), steps)
-        score = conf
-        if options.remasking == "random" and options.threshold is None:
-            score = torch.rand(len(rows), generator=generator, device=device)
-        chosen = torch.topk(score, k).indices
-        where = rows[chosen]
-        state.x[where] = tokens[chosen]
-        state.conf[where] = conf[chosen]
+        # one token a step without a schedule, as DreamOn's sampler
+        k = how_many(len(rows), None if options.steps is None else options.steps - steps,
+                     conf, options.threshold)
+        score = remask_order(options, len(rows), generator, device)
+        where, chosen = commit(state.x, rows, tokens, conf, k, score)
+        state.conf[where] = chosen
         committed = torch.zeros_like(state.x, dtype=torch.bool)
         committed[where] = True
         steps += 1
@@ -260,26 +261,37 @@ def expand(
             cache = None
             spans = state.spans()
         if review is not None and len(rows) > k:
-            remasks = review(state.x, runs=spans)
-            if remasks and remasked + len(remasks) <= remask_budget:
-                reopened = state.remask(remasks)
-                remasked += reopened
-                if reopened:
-                    cache = None
+            _, reopened = _reviewed(review, state, spans, remask_budget - remasked)
+            remasked += reopened
+            cache = None if reopened else cache
         if on_step is not None:
             left = len(state.open())
-            total = steps + left
-            if options.steps is not None:
-                total = max(options.steps, steps + (left > 0))
+            total = steps + left if options.steps is None else max(options.steps,
+                                                                   steps + (left > 0))
             on_step(steps, total, left, k, state.x, runs=spans)
+    return _finished(state, steps, passes, remasked, satisfied), {
+        "policy": "expand", "initial": state.initial, "expanded": state.expanded,
+        "deleted": state.deleted, "expandId": expand_id}
+
+
+def _reviewed(review: ResizingReview, state: _Canvas, spans: list[range], budget: int
+              ) -> tuple[list, int]:
+    """The review's remasks, and how many tokens they reopened: none when they would
+    spend more than the ``budget`` of remasks left."""
+    remasks = review(state.x, runs=spans)
+    if not remasks or len(remasks) > budget:
+        return remasks, 0
+    return remasks, state.remask(remasks)
+
+
+def _finished(state: _Canvas, steps: int, passes: int, remasked: int,
+              satisfied: bool | None) -> Resized:
+    """The sample in its final layout, with the confidence of every token in a hole."""
     held = (state.owner >= 0) & (state.x != state.mask_id)
     confidence = dict(zip(held.nonzero().flatten().tolist(), state.conf[held].tolist(),
                           strict=True))
-    done = Resized(state.x.cpu(), confidence, steps, passes, remasked, satisfied,
+    return Resized(state.x.cpu(), confidence, steps, passes, remasked, satisfied,
                    state.forbidden, runs=state.spans())
-    report = {"policy": "expand", "initial": state.initial, "expanded": state.expanded,
-              "deleted": state.deleted, "expandId": expand_id}
-    return done, report
 
 
 def _cached(denoiser: CachedDenoiser, state: _Canvas, rows: torch.Tensor,
@@ -293,15 +305,3 @@ def _cached(denoiser: CachedDenoiser, state: _Canvas, rows: torch.Tensor,
         return logits[0].float(), cache, 0
     holes = (state.owner >= 0).nonzero().flatten()
     return denoiser.cached_logits(x, rows, cache, holes)[0].float(), cache, since_refresh + 1
-
-
-def _how_many(options: SamplingOptions, conf: torch.Tensor, open_rows: int, steps: int) -> int:
-    """Tokens committed this step: those past the threshold (at least one), or one a step
-    as DreamOn's sampler, or the even split of a step schedule."""
-    if options.threshold is not None:
-        k = max(1, int((conf >= options.threshold).sum()))
-    elif options.steps is None:
-        k = 1
-    else:
-        k = math.ceil(open_rows / max(1, options.steps - steps))
-    return min(k, open_rows)

@@ -33,7 +33,17 @@ from .calibrated import choose_lengths
 from .drafts import fill_canvas
 from .expand import expand
 from .plan import Canvas
-from .sample import Admissible, Bans, Review, Sampled, StepCallback, choose_tokens, commit, sample
+from .sample import (
+    Admissible,
+    Bans,
+    Review,
+    Sampled,
+    StepCallback,
+    choose_tokens,
+    commit,
+    how_many,
+    sample,
+)
 from .types import Cancelled, Denoiser, InfillError, InfillRequest, LengthOptions, SamplingOptions
 
 
@@ -174,9 +184,9 @@ def best_of(
             row_logits = logits[k, masked[k]]
             bans.apply(row_logits, open_k, x[k])
             tokens, conf = choose_tokens(row_logits, options, generator)
-            left = max(1, steps_for[k] - steps)
-            take = min(len(open_k), max(1, math.ceil(len(open_k) / left)))
-            commit(x[k], open_k, tokens, conf, take, confidence[k])
+            take = how_many(len(open_k), steps_for[k] - steps, conf)
+            where, chosen = commit(x[k], open_k, tokens, conf, take)
+            confidence[k].update(zip(where.tolist(), chosen.tolist(), strict=True))
         steps += 1
         if on_step is not None:
             lead = max(range(len(lengths)), key=lambda k: _mean_log(confidence[k]))

@@ -146,15 +146,37 @@ def forbid(logits: torch.Tensor, positions: torch.Tensor,
         logits[list(rows), list(tokens)] = -math.inf
 
 
+def how_many(open_rows: int, steps_left: int | None, conf: torch.Tensor,
+             threshold: float | None = None) -> int:
+    """Tokens to commit this step: those whose confidence passes ``threshold`` (at least
+    one), else the even split of the steps left (one a step when there is no schedule)."""
+    if threshold is not None:
+        k = max(1, int((conf >= threshold).sum()))
+    elif steps_left is None:
+        k = 1
+    else:
+        k = math.ceil(open_rows / max(1, steps_left))
+    return min(k, open_rows)
+
+
+def remask_order(options: SamplingOptions, n: int, generator: torch.Generator,
+                 device: torch.device | str) -> torch.Tensor | None:
+    """The score ``commit`` ranks by under random remasking (LLaDA's ``random``), or
+    ``None`` to rank by confidence."""
+    if options.remasking == "random" and options.threshold is None:
+        return torch.rand(n, generator=generator, device=device)
+    return None
+
+
 def commit(x: torch.Tensor, positions: torch.Tensor, tokens: torch.Tensor,
-           conf: torch.Tensor, k: int, confidence: dict[int, float],
-           score: torch.Tensor | None = None) -> None:
+           conf: torch.Tensor, k: int, score: torch.Tensor | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
     """Write the ``k`` best of ``tokens`` (by ``score``, default their confidence) into the
-    canvas ``x`` at their ``positions``, and note their confidence."""
+    canvas ``x`` at their ``positions``; returns those positions and their confidence."""
     chosen = torch.topk(conf if score is None else score, k).indices
     where = positions[chosen]
     x[where] = tokens[chosen]
-    confidence.update(zip(where.tolist(), conf[chosen].tolist(), strict=True))
+    return where, conf[chosen]
 
 
 def _blocks(positions: torch.Tensor, block_length: int | None) -> list[torch.Tensor]:
@@ -285,15 +307,11 @@ class _Run:
             logits = logits[: len(block)]
         self.bans.apply(logits, block, self.x)
         tokens, conf = choose_tokens(logits, self.options, self.generator)
-        if self.options.threshold is not None:
-            k = max(1, int((conf >= self.options.threshold).sum()))
-        else:
-            k = math.ceil(len(block) / max(1, self.block_steps[bi] - self.block_step))
-        k = min(k, len(block))
-        score = None
-        if self.options.remasking == "random" and self.options.threshold is None:
-            score = torch.rand(len(block), generator=self.generator, device=self.device)
-        commit(self.x, block, tokens, conf, k, self.confidence, score)
+        k = how_many(len(block), self.block_steps[bi] - self.block_step, conf,
+                     self.options.threshold)
+        score = remask_order(self.options, len(block), self.generator, self.device)
+        where, chosen = commit(self.x, block, tokens, conf, k, score)
+        self.confidence.update(zip(where.tolist(), chosen.tolist(), strict=True))
         self.steps += 1
         self.block_step += 1
         return k
