@@ -86,7 +86,7 @@ def save_quantized(denoiser, source: str | Path, out: str | Path) -> Path:
     manifest = {
         "format": FORMAT,
         "mode": modes[0] if len(modes) == 1 else ("none" if not modes else "mixed"),
-        "dtype": str(getattr(denoiser, "dtype", "")).removeprefix("torch."),
+        "dtype": str(denoiser.dtype).removeprefix("torch."),
         "bytes_before": getattr(report, "bytes_before", None),
         "parameters": getattr(report, "parameters", None),
         "layers": layers,
@@ -177,8 +177,8 @@ class Prequantized:
         after = module_bytes(module)
         self.report = QuantReport(
             requested=self.mode, mode=self.mode,
-            device=str(getattr(denoiser, "device", "cpu")),
-            dtype=str(getattr(denoiser, "dtype", "")).removeprefix("torch."),
+            device=str(denoiser.device),
+            dtype=str(denoiser.dtype).removeprefix("torch."),
             bytes_before=int(self.manifest.get("bytes_before") or after), bytes_after=after,
             layers=getattr(self, "_layers", 0),
             parameters=int(self.manifest.get("parameters") or 0),

@@ -29,10 +29,8 @@ _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "d
 
 
 def _mlm_types() -> set[str]:
-    try:
-        from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
-    except ImportError:  # pragma: no cover - transformers always has it
-        return set()
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
     return set(MODEL_FOR_MASKED_LM_MAPPING_NAMES)
 
 

@@ -12,7 +12,6 @@ def describe(denoiser: Denoiser) -> dict[str, object]:
     token), dtype, device and weight memory of a loaded denoiser."""
     module = getattr(denoiser, "model", None)
     params = weight_bytes = 0
-    dtypes: set[str] = set()
     if isinstance(module, torch.nn.Module):
         seen: set[int] = set()
         for t in [*module.parameters(), *module.buffers()]:
@@ -22,13 +21,11 @@ def describe(denoiser: Denoiser) -> dict[str, object]:
             weight_bytes += t.numel() * t.element_size()
             if t.is_floating_point() or t.dtype in (torch.uint8, torch.int8):
                 params += t.numel()
-                dtypes.add(str(t.dtype).removeprefix("torch."))
     out = {
         "family": denoiser.family,
         "parameters": params,
-        "dtype": str(getattr(denoiser, "dtype", "")).removeprefix("torch.")
-        or ",".join(sorted(dtypes)),
-        "device": str(getattr(denoiser, "device", "cpu")),
+        "dtype": str(denoiser.dtype).removeprefix("torch."),
+        "device": str(denoiser.device),
         "weight_bytes": weight_bytes,
         "max_length": denoiser.max_length,
         "mask_id": denoiser.mask_id,
