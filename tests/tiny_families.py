@@ -236,6 +236,86 @@ def build_tiny_llada_moe(path: str | Path, *, seed: int = 0, instruct: bool = Fa
     return path
 
 
+# --------------------------------------------------------------------------- LLaDA 2.x
+
+
+def llada2_state_dict(model: Transformer) -> dict[str, torch.Tensor]:
+    """The native model's tensors under LLaDA 2.x's names: q/k/v fused into
+    ``attention.query_key_value`` (query rows, then key rows, then value rows)."""
+    out: dict[str, torch.Tensor] = {}
+    state = model.state_dict()
+    for i in range(len(model.layers)):
+        at = f"layers.{i}.self_attn."
+        out[f"model.layers.{i}.attention.query_key_value.weight"] = torch.cat(
+            [state.pop(at + f"{x}_proj.weight") for x in "qkv"])
+        out[f"model.layers.{i}.attention.dense.weight"] = state.pop(at + "o_proj.weight")
+        out[f"model.layers.{i}.attention.query_layernorm.weight"] = state.pop(at + "q_norm.weight")
+        out[f"model.layers.{i}.attention.key_layernorm.weight"] = state.pop(at + "k_norm.weight")
+    out["model.word_embeddings.weight"] = state.pop("embed_tokens.weight")
+    out["lm_head.weight"] = state.pop("lm_head.weight")
+    out.update({f"model.{k}": v for k, v in state.items()})
+    return out
+
+
+def build_tiny_llada2(path: str | Path, *, seed: int = 0, instruct: bool = False,
+                      shards: int = 2) -> Path:
+    """LLaDA2.0-mini's format (``LLaDA2MoeModelLM``, ``model_type: llada2_moe``): fused
+    ``query_key_value``, ``dense``, per-head ``query_layernorm``/``key_layernorm``, a sigmoid
+    router with ``expert_bias`` over grouped experts, a shared expert, the first layer dense,
+    half-head rotary; Bailing's tokenizer specials, shards."""
+    from transformers import PreTrainedTokenizerFast
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=_bpe(LLADA_MOE_SPECIALS, vocab_size=300),
+        eos_token="<|endoftext|>", pad_token="<|endoftext|>", mask_token="<|mask|>",
+    )
+    if instruct:
+        tok.chat_template = LLADA_MOE_CHAT_TEMPLATE
+    tok.save_pretrained(str(path))
+    vocab = tok.get_vocab()
+    hidden, heads, kv, head_dim, layers, experts, expert_mlp = 64, 4, 2, 16, 3, 8, 16
+    config = {
+        "architectures": ["LLaDA2MoeModelLM"], "attention_dropout": 0.0,
+        "auto_map": {"AutoConfig": "configuration_llada2_moe.LLaDA2MoeConfig",
+                     "AutoModel": "modeling_llada2_moe.LLaDA2MoeModel",
+                     "AutoModelForCausalLM": "modeling_llada2_moe.LLaDA2MoeModelLM"},
+        "embedding_dropout": 0.0, "eos_token_id": vocab["<|endoftext|>"],
+        "first_k_dense_replace": 1, "head_dim": head_dim, "hidden_act": "silu",
+        "hidden_size": hidden, "initializer_range": 0.006, "intermediate_size": 96,
+        "mask_token_id": vocab["<|mask|>"], "max_position_embeddings": 512,
+        "max_window_layers": layers, "model_type": "llada2_moe",
+        "moe_intermediate_size": expert_mlp, "moe_router_enable_expert_bias": True,
+        "n_group": 4, "norm_topk_prob": True, "num_attention_heads": heads,
+        "num_experts": experts, "num_experts_per_tok": 2, "num_hidden_layers": layers,
+        "num_key_value_heads": kv, "num_shared_experts": 1, "output_dropout": 0.0,
+        "output_router_logits": False, "pad_token_id": vocab["<|endoftext|>"],
+        "partial_rotary_factor": 0.5, "rms_norm_eps": 1e-06, "rope_scaling": None,
+        "rope_theta": 600000, "routed_scaling_factor": 2.5, "router_dtype": "fp32",
+        "score_function": "sigmoid", "tie_word_embeddings": False, "topk_group": 2,
+        "torch_dtype": "bfloat16", "transformers_version": "4.52.3", "use_bias": False,
+        "use_cache": False, "use_qk_norm": True, "use_qkv_bias": False, "use_rmsnorm": True,
+        "vocab_size": _round_up(len(tok)),
+    }
+    cfg = TransformerConfig(
+        vocab_size=config["vocab_size"], hidden_size=hidden, intermediate_size=96,
+        num_layers=layers, num_heads=heads, num_kv_heads=kv, max_position=512,
+        rope_theta=600000.0, rms_eps=1e-6, head_size=head_dim, qk_norm=True,
+        rotary_dim=head_dim // 2, num_experts=experts, experts_per_token=2,
+        expert_intermediate_size=expert_mlp, norm_topk_prob=True, router="sigmoid",
+        router_bias=True, expert_groups=4, groups_per_token=2, routed_scale=2.5,
+        shared_expert_intermediate_size=expert_mlp, dense_layers=1,
+    )
+    model = _random_transformer(cfg, seed)
+    for name, p in model.named_parameters():  # routers that prefer some experts clearly
+        if name.endswith("mlp.gate.weight"):
+            torch.nn.init.normal_(p, std=0.5)
+    _write_sharded(path, llada2_state_dict(model), shards)
+    _write_json(path, "config.json", config)
+    return path
+
+
 # --------------------------------------------------------------------------- Dream
 
 

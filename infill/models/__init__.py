@@ -20,6 +20,7 @@ from .families import (
     gguf_diffusion,
     lacuna,
     llada,
+    llada2,
     llada_moe,
     masked_lm,
     sdar,
@@ -38,8 +39,8 @@ from .runtime.weights import (
 #: first: its config is a Llama one plus a ``lacuna`` section. Masked LMs come last: they are
 #: recognised by architecture (``*ForMaskedLM``), which no diffusion family uses. LLaDA-MoE
 #: comes before LLaDA: its config also says ``model_type: llada``.
-FAMILIES: list[ModuleType] = [lacuna, llada_moe, llada, dream, sdar, diffusion_gemma,
-                              masked_lm]
+FAMILIES: list[ModuleType] = [lacuna, llada_moe, llada, llada2, dream, sdar,
+                              diffusion_gemma, masked_lm]
 
 
 @dataclass(frozen=True)

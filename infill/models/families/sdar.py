@@ -102,22 +102,29 @@ class SDARDenoiser(LoadedDenoiser):
     dual cache of the bidirectional families would read the wrong attention pattern."""
 
     family = FAMILY
+    #: What a family of SDAR's kind sets: its mask and block size when the config names
+    #: none, its instruct turn's end, and the FIM tokens it spells a suffix with (none: the
+    #: canvas runs as it stands, prefix completion).
+    default_mask_id, default_block_size = MASK_ID, BLOCK_SIZE
+    turn_end = "<|im_end|>"
+    fim_tokens: tuple[str, ...] = FIM_TOKENS
 
     def __init__(self, model: Transformer, tokenizer, config: dict, device: torch.device,
                  dtype: torch.dtype, instruct: bool) -> None:
         super().__init__(model, tokenizer, config, device, dtype)
         self.tokens = len(tokenizer)
-        self.block_size = int(config.get("block_size") or BLOCK_SIZE)
-        self.mask_id = int(config.get("mask_token_id") or tokenizer.mask_token_id or MASK_ID)
-        fim = [chat.token_id(tokenizer, t) for t in FIM_TOKENS]
+        self.block_size = int(config.get("block_size") or self.default_block_size)
+        self.mask_id = int(config.get("mask_token_id") or tokenizer.mask_token_id
+                           or self.default_mask_id)
+        fim = [chat.token_id(tokenizer, t) for t in self.fim_tokens]
         self.fim_ids: tuple[int, int, int] | None = (
-            tuple(int(i) for i in fim) if all(i is not None for i in fim) else None)
+            tuple(int(i) for i in fim) if fim and all(i is not None for i in fim) else None)
         forced = os.environ.get("LACUNA_SDAR_FIM", "").strip().lower()
         self.fim = self.fim_ids is not None and forced not in ("0", "false", "no")
         # Three FIM tokens join the canvas inside the model's window.
-        self.max_length = model.cfg.max_position - len(FIM_TOKENS)
+        self.max_length = model.cfg.max_position - len(self.fim_tokens)
         self.instruct = bool(instruct and chat.has_chat_template(tokenizer))
-        turn_end = chat.token_id(tokenizer, "<|im_end|>") if self.instruct else None
+        turn_end = chat.token_id(tokenizer, self.turn_end) if self.instruct else None
         self.end_ids = chat.end_ids(tokenizer, config, self.mask_id, turn_end)
         self.prefix_ids, self.suffix_ids = self.frame()
 

@@ -23,10 +23,11 @@ def load_network(path, cfg: TransformerConfig, rename, device: torch.device,
 
 
 def load_family(denoiser: type, path, config: dict, cfg: TransformerConfig, rename,
-                tokenizer, device: torch.device, dtype: torch.dtype):
-    """``denoiser`` (a family's class) over the native transformer streamed from ``path``,
-    framed for an instruct checkpoint when the checkpoint's name says it is one."""
-    model = load_network(path, cfg, rename, device, dtype)
+                tokenizer, device: torch.device, dtype: torch.dtype, **streaming):
+    """``denoiser`` (a family's class) over the native transformer streamed from ``path``
+    (``streaming``: what ``load_into`` takes besides), framed for an instruct checkpoint
+    when the checkpoint's name says it is one."""
+    model = load_network(path, cfg, rename, device, dtype, **streaming)
     return denoiser(model, tokenizer, config, device, dtype,
                     instruct=chat.looks_instruct(path, config))
 

@@ -54,10 +54,34 @@ class TransformerConfig:
     expert_intermediate_size: int = 0
     #: Renormalise the top-k router probabilities to sum to one (Qwen2-MoE's option).
     norm_topk_prob: bool = False
+    #: Router scoring: ``softmax`` over all experts (OLMoE, LLaDA-MoE), or ``sigmoid`` per
+    #: expert, chosen by score plus a learned routing bias within the best groups of experts
+    #: (DeepSeek-V3's and LLaDA 2.x's router, transformers' Glm4Moe).
+    router: str = "softmax"
+    #: The sigmoid router's ``expert_bias`` (added for the choice, not to the weights).
+    router_bias: bool = False
+    #: Sigmoid routing: the experts form ``expert_groups`` groups and a token picks its
+    #: experts inside the ``groups_per_token`` groups whose two best experts score highest.
+    expert_groups: int = 1
+    groups_per_token: int = 1
+    #: Multiplies the routed experts' weights (``routed_scaling_factor``).
+    routed_scale: float = 1.0
+    #: Width of the shared expert every token runs besides its routed ones (0: none).
+    shared_expert_intermediate_size: int = 0
+    #: The first this many blocks keep the dense SwiGLU at ``intermediate_size``
+    #: (``first_k_dense_replace``).
+    dense_layers: int = 0
+    #: Rotary dimensions of a head when only its first part rotates (partial rotary, the
+    #: rest passes through); ``None``: the whole head.
+    rotary_dim: int | None = None
 
     @property
     def head_dim(self) -> int:
         return self.head_size or self.hidden_size // self.num_heads
+
+    @property
+    def rotary_width(self) -> int:
+        return self.rotary_dim or self.head_dim
 
 
 def from_qwen_config(config: dict, family: str, *, rope_theta: float,
@@ -124,6 +148,11 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE on the first ``cos.shape[-1]`` dimensions of each head (all of them unless the
+    rotary is partial); the rest pass through."""
+    d = cos.shape[-1]
+    if d < x.shape[-1]:
+        return torch.cat([apply_rotary(x[..., :d], cos, sin), x[..., d:]], dim=-1)
     return (x * cos.to(x.dtype)) + (_rotate_half(x) * sin.to(x.dtype))
 
 
@@ -324,40 +353,73 @@ class Router(nn.Module):
     Not an ``nn.Linear`` on purpose: quantizers replace Linear layers, and the router's few
     weights decide which experts run at all, so they stay in the model's float dtype."""
 
-    def __init__(self, hidden: int, experts: int) -> None:
+    def __init__(self, hidden: int, experts: int, bias: bool = False) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(experts, hidden))
+        if bias:  # a sigmoid router's routing bias (``expert_bias``), loaded, never trained
+            self.expert_bias = nn.Parameter(torch.zeros(experts), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight)
 
 
 class MoEFeedForward(nn.Module):
-    """Softmax router, top-k experts per token, the outputs summed by router probability.
+    """Top-k experts per token (``route``), their outputs summed by router weight, plus a
+    shared expert every token runs where the config has one.
 
-    Names follow OLMoE/LLaDA-MoE (``gate``, ``experts.N.{gate,up,down}_proj``); each expert is
-    the SwiGLU ``MLP`` at ``expert_intermediate_size``. Tokens are grouped by expert with one
-    sort, so the only Python loop is over experts, each running once on all its tokens."""
+    Names follow OLMoE/LLaDA-MoE (``gate``, ``experts.N.{gate,up,down}_proj``,
+    ``shared_experts``); each expert is the SwiGLU ``MLP`` at ``expert_intermediate_size``.
+    Tokens are grouped by expert with one sort, so the only Python loop is over experts, each
+    running once on all its tokens."""
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
         self.top_k = cfg.experts_per_token
         self.norm_topk_prob = cfg.norm_topk_prob
-        self.gate = Router(cfg.hidden_size, cfg.num_experts)
+        self.sigmoid = cfg.router == "sigmoid"
+        self.groups, self.groups_per_token = cfg.expert_groups, cfg.groups_per_token
+        self.routed_scale, self.router_bias = cfg.routed_scale, cfg.router_bias
+        self.gate = Router(cfg.hidden_size, cfg.num_experts, bias=cfg.router_bias)
         expert = replace(cfg, intermediate_size=cfg.expert_intermediate_size)
         self.experts = nn.ModuleList(MLP(expert) for _ in range(cfg.num_experts))
+        self.shared_experts = (
+            MLP(replace(cfg, intermediate_size=cfg.shared_expert_intermediate_size))
+            if cfg.shared_expert_intermediate_size else None)
         #: Weights of one expert (gate, up, down), kept as a number: quantizers swap the
         #: expert Linear layers for packed ones whose shapes no longer say it.
         self.expert_parameters = 3 * cfg.hidden_size * cfg.expert_intermediate_size
 
     def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(weights, experts)`` ``[tokens, k]`` for ``x`` ``[tokens, hidden]``: the top-k of
-        the softmax over all experts (renormalised only with ``norm_topk_prob``)."""
-        probs = F.softmax(self.gate(x), dim=-1, dtype=torch.float32)
-        weights, experts = torch.topk(probs, self.top_k, dim=-1)
+        the softmax over all experts, or of the sigmoid scores (``_sigmoid_choice``);
+        renormalised with ``norm_topk_prob``, times ``routed_scale``."""
+        if self.sigmoid:
+            scores = torch.sigmoid(F.linear(x.float(), self.gate.weight.float()))
+            experts = self._sigmoid_choice(scores)
+            weights = scores.gather(1, experts)
+        else:
+            probs = F.softmax(self.gate(x), dim=-1, dtype=torch.float32)
+            weights, experts = torch.topk(probs, self.top_k, dim=-1)
         if self.norm_topk_prob:
-            weights = weights / weights.sum(dim=-1, keepdim=True)
-        return weights.to(x.dtype), experts
+            weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
+        return (weights * self.routed_scale).to(x.dtype), experts
+
+    def _sigmoid_choice(self, scores: torch.Tensor) -> torch.Tensor:
+        """The experts a sigmoid router picks: by score plus ``expert_bias``, only within the
+        ``groups_per_token`` groups whose two best biased scores sum highest."""
+        choice = scores
+        if self.router_bias:
+            choice = scores + self.gate.expert_bias.float()
+        if self.groups > 1:
+            n, e = choice.shape
+            grouped = choice.view(n, self.groups, e // self.groups)
+            best = torch.topk(grouped.topk(2, dim=-1).values.sum(-1), self.groups_per_token,
+                              dim=-1).indices
+            keep = torch.zeros(n, self.groups, dtype=torch.bool, device=choice.device)
+            keep.scatter_(1, best, True)
+            choice = choice.masked_fill(~keep.repeat_interleave(e // self.groups, dim=1),
+                                        float("-inf"))
+        return torch.topk(choice, self.top_k, dim=-1).indices
 
     def idle_parameters(self) -> int:
         """Expert parameters a token does not use: those of the ``experts - k`` not chosen."""
@@ -380,16 +442,19 @@ class MoEFeedForward(nn.Module):
                 y = expert(flat[rows]) * weight[start:start + count, None]
                 out.index_add_(0, rows, y.to(out.dtype))
             start += count
+        if self.shared_experts is not None:
+            out = out + self.shared_experts(flat)
         return out.reshape(shape)
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: TransformerConfig) -> None:
+    def __init__(self, cfg: TransformerConfig, index: int = 0) -> None:
         super().__init__()
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_eps)
         self.self_attn = Attention(cfg)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_eps)
-        self.mlp = MoEFeedForward(cfg) if cfg.num_experts else MLP(cfg)
+        moe = cfg.num_experts and index >= cfg.dense_layers
+        self.mlp = MoEFeedForward(cfg) if moe else MLP(cfg)
 
     def forward(self, x, cos, sin, causal: bool, cache: KVCache | None = None, layer: int = 0,
                 active: torch.Tensor | None = None, later: torch.Tensor | None = None,
@@ -415,7 +480,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.num_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_eps)
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
@@ -433,7 +498,7 @@ class Transformer(nn.Module):
         With an empty ``cache`` the pass fills it; with a filled one and sorted ``active``
         positions only those rows are computed (``[batch, len(active), hidden]``).
         """
-        cos, sin = rotary(ids.shape[1], self.cfg.head_dim, self.cfg.rope_theta, ids.device,
+        cos, sin = rotary(ids.shape[1], self.cfg.rotary_width, self.cfg.rope_theta, ids.device,
                           self.cfg.rope_position_scale)
         later = None  # where keys come after queries: the same for every layer
         if not causal and self.layers[0].self_attn.future_bias is not None:
@@ -457,7 +522,7 @@ class Transformer(nn.Module):
         start), and the grown key/value cache, for left-to-right decoding and scoring."""
         past = past or PastKV()
         start, n = past.length, ids.shape[1]
-        cos, sin = rotary(start + n, self.cfg.head_dim, self.cfg.rope_theta, ids.device,
+        cos, sin = rotary(start + n, self.cfg.rotary_width, self.cfg.rope_theta, ids.device,
                           self.cfg.rope_position_scale)
         cos, sin = cos[start:], sin[start:]
         grown = PastKV(length=start + n, shared=past.shared)
