@@ -32,6 +32,13 @@ BLOCK = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q",
 EXPERTS = {"gate_proj": "ffn_gate_exps", "up_proj": "ffn_up_exps", "down_proj": "ffn_down_exps"}
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Each test converts into a cache of its own (``$LACUNA_CACHE``)."""
+    monkeypatch.setenv("LACUNA_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 def gguf_name(native: str) -> str:
     if native in TOP:
         return TOP[native]
@@ -461,3 +468,39 @@ def test_a_gguf_denoiser_fills(tmp_path, arch, llada_ref, dream_ref, moe_ref):
     check_shapes(den)
     check_fill(den)
     assert den.prefix_ids == ref.prefix_ids and den.end_ids == ref.end_ids
+
+
+def test_converted_once_then_read_from_the_cache(tmp_path, llada_ref, own_cache, monkeypatch):
+    from infill.models.runtime import gguf_reader, tensor_cache
+
+    file = write_gguf(tmp_path / "m.gguf", "llada", llada_ref, Q.Q8_0, pre="gpt-2")
+    first = load_denoiser(file, device="cpu")
+    entry = tensor_cache.entry(file, first.dtype)
+    assert tensor_cache.complete(entry) and entry.parent == own_cache
+    assert str(entry) in first.source_format
+    ids = ids_for(llada_ref)
+
+    def no_dequantizing(t):
+        raise AssertionError(f"dequantized {t.name} again")
+
+    monkeypatch.setattr(gguf_reader, "tensor", no_dequantizing)
+    again = load_denoiser(file, device="cpu")  # every tensor from the cache
+    torch.testing.assert_close(again.logits(ids), first.logits(ids), rtol=0, atol=0)
+    import os
+
+    os.utime(file, ns=(1, 1))  # a replaced file is converted anew
+    assert not tensor_cache.complete(tensor_cache.entry(file, first.dtype))
+    with pytest.raises(AssertionError, match="dequantized"):
+        load_denoiser(file, device="cpu")
+    assert not tensor_cache.complete(tensor_cache.entry(file, first.dtype))  # nothing half
+    assert sorted(p.name for p in own_cache.iterdir()) == [entry.name]  # no staging left
+
+
+def test_the_cache_can_be_turned_off_and_f32_files_skip_it(tmp_path, llada_ref, own_cache,
+                                                            monkeypatch):
+    q8 = write_gguf(tmp_path / "q8.gguf", "llada", llada_ref, Q.Q8_0, pre="gpt-2")
+    f32 = write_gguf(tmp_path / "f32.gguf", "llada", llada_ref, Q.F32, pre="gpt-2")
+    load_denoiser(f32, device="cpu")  # nothing to convert: read as it is
+    monkeypatch.setenv("LACUNA_GGUF_CACHE", "0")
+    den = load_denoiser(q8, device="cpu")
+    assert not own_cache.exists() and "converted once" not in den.source_format

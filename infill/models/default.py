@@ -13,18 +13,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .runtime.tensor_cache import cache_dir
+
+__all__ = ["cache_dir", "resolve_model", "tiny_model_dir"]
+
 TINY_NOTE = (
     "using the tiny test model (random weights, for tests): its fills show the machinery, "
     "not meaningful text; name no model for the embedded default"
 )
-
-
-def cache_dir() -> Path:
-    """Where Lacuna keeps converted and built models (``$LACUNA_CACHE``)."""
-    base = os.environ.get("LACUNA_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lacuna"
-    )
-    return Path(base)
 
 
 def tiny_model_dir() -> Path:

@@ -201,7 +201,7 @@ def complete(converted: Path) -> bool:
 
 def base_dir(cache: Path | None = None, *, quiet: bool = False) -> Path:
     """The converted, unadapted checkpoint in the cache (converted on first use)."""
-    from ..default import cache_dir
+    from ..runtime.tensor_cache import cache_dir
 
     final = (cache or cache_dir()) / BASE_NAME
     if (final / "config.json").exists():

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import torch
 
-from ..runtime import chat
+from ..runtime import chat, tensor_cache
 from ..runtime.gguf_reader import (
     CONTROL,
     UNUSED,
@@ -240,11 +240,19 @@ def load(file: str | Path, config: dict, device: torch.device, dtype: torch.dtyp
     if embed is None:
         raise ModelLoadError(f"{file} has no token_embd.weight tensor")
     cfg = transformer_config(config, int(embed.shape[-1]))
-    tensors = stream_tensors(reader, arch, cfg.num_heads, cfg.num_kv_heads, cfg.num_experts)
+    def convert():
+        return stream_tensors(reader, arch, cfg.num_heads, cfg.num_kv_heads, cfg.num_experts)
+
+    tensors, cached = convert(), None
+    if tensor_cache.enabled() and set(config["tensor_types"]) - {"F32"}:
+        cached = tensor_cache.entry(file, dtype)
+        tensors = tensor_cache.cached_tensors(cached, convert, dtype)
     model = load_network(file, cfg, native_name, device, dtype, tensors=tensors)
     tokenizer = build_tokenizer(reader, config)
     den = DENOISERS[family](model, tokenizer, config, device, dtype,
               instruct=chat.looks_instruct(file, config))
     den.shift = config["shift_logits"]  # what the file says, over the family's default
     den.source_format = describe_source(file, config)
+    if cached is not None and tensor_cache.complete(cached):
+        den.source_format += f"; converted once, read from {cached}"
     return den
