@@ -25,6 +25,12 @@ from .plan import Canvas
 from .sample import Sampled
 from .types import Cancelled, InfillError
 
+
+def drafter_of(denoiser) -> object | None:
+    """The family's causal view that drafts fills (``denoiser.drafter``, optional: the
+    embedded default), or ``None``."""
+    return getattr(denoiser, "drafter", None)
+
 if TYPE_CHECKING:  # the models package imports this module
     from .models.runtime.transformer import PastKV, Transformer
 

@@ -12,7 +12,7 @@ from .heal import Healing, unhealed
 from .holes import validate_holes
 from .length import denoise
 from .lines import shape_fill, without_doubled_indent
-from .plan import Canvas, plan
+from .plan import Canvas, heals_holes, plan
 from .sample import Sampled, never_sampled
 from .types import (
     CanvasView,
@@ -96,7 +96,7 @@ def fill(
 def _healing(canvas: Canvas, denoiser: Denoiser) -> Healing | None:
     """For a family that heals (``denoiser.heals``): what each healed hole must spell."""
     runs = [(list(r.positions), r.heal, not r.exact) for r in canvas.runs if r.heal]
-    if not getattr(denoiser, "heals", False) or not runs:
+    if not heals_holes(denoiser) or not runs:
         return None
     vocab = getattr(denoiser, "tokens", None) or len(denoiser.tokenizer)
     special = frozenset(never_sampled(denoiser)) | denoiser.end_ids

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .calibrated import choose_lengths
-from .drafts import fill_canvas
+from .drafts import drafter_of, fill_canvas
 from .expand import expand
 from .plan import Canvas
 from .sample import (
@@ -236,7 +236,7 @@ def denoise(
     if not auto_runs and policy not in ("drafts", "expand"):
         policy = "absorb"  # exact holes: only drafts and expand (its own bans) read it
     if policy == "drafts":
-        drafter = getattr(denoiser, "drafter", None)
+        drafter = drafter_of(denoiser)
         if drafter is None:
             raise InfillError("the drafts length policy needs a model with a causal view "
                               "(the embedded default); use absorb, grow or best_of")

@@ -23,6 +23,12 @@ MIN_SIDE_CONTEXT = 16
 LINE_ANCHOR_SLACK = 48
 
 
+def heals_holes(denoiser: Denoiser) -> bool:
+    """Whether the family heals (``denoiser.heals``, optional): each hole also rewrites the
+    context token before it, so that a hole can start inside a word."""
+    return bool(getattr(denoiser, "heals", False))
+
+
 @dataclass(frozen=True)
 class MaskRun:
     """The canvas positions of one hole."""
@@ -109,7 +115,7 @@ def plan(
     hole's ``heal`` text (token healing).
     """
     tok = denoiser.tokenizer
-    heals = bool(getattr(denoiser, "heals", False))
+    heals = heals_holes(denoiser)
     room = denoiser.max_length - len(denoiser.prefix_ids) - len(denoiser.suffix_ids)
     if context_tokens is not None and context_tokens < 0:
         raise InfillError(f"context budget must be >= 0, got {context_tokens}")

@@ -187,6 +187,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     rows.append(("bitsandbytes", _version_of("bitsandbytes")))
     rows.append(("tree-sitter", _version_of("tree_sitter", dist="tree-sitter")))
     rows.append(("pygls", _version_of("pygls")))
+    from infill.drafts import drafter_of
     from infill.expand import expand_id_of
     from infill.models import detect_family
     from infill.models.default import resolve_model
@@ -219,7 +220,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if "future_bias" in info:  # attention annealed from causal (see docs/default-model.md)
         fb = info["future_bias"]
         rows.append(("future bias", f"mean {fb['mean']}, min {fb['min']}, max {fb['max']}"))
-    if getattr(denoiser, "drafter", None) is not None:
+    if drafter_of(denoiser) is not None:
         rows.append(("length policy", f"{denoiser.length_policy} (the causal view drafts, "
                                       "the text after the hole picks)"))
     expand_id = expand_id_of(denoiser)
