@@ -179,6 +179,18 @@ def commit(x: torch.Tensor, positions: torch.Tensor, tokens: torch.Tensor,
     return where, conf[chosen]
 
 
+def _model_blocks(denoiser: Denoiser, x: torch.Tensor, positions: torch.Tensor
+                  ) -> list[torch.Tensor] | None:
+    """A block-diffusion family's own blocks (``denoiser.block_ids``, optional): the masks
+    grouped by the model block they are read in, so that each block is decoded whole before
+    the next, as the family was trained."""
+    block_ids = getattr(denoiser, "block_ids", None)
+    if block_ids is None or not len(positions):
+        return None
+    _, counts = torch.unique_consecutive(block_ids(x, positions), return_counts=True)
+    return list(torch.split(positions, counts.tolist()))
+
+
 def _blocks(positions: torch.Tensor, block_length: int | None) -> list[torch.Tensor]:
     if not block_length:
         return [positions]
@@ -248,9 +260,9 @@ class _Run:
         self.mask_id = denoiser.mask_id
         self.generator = torch.Generator(device=device).manual_seed(options.seed)
         self.positions = torch.tensor(sorted(mask_positions), dtype=torch.long, device=device)
-        # A block-diffusion family was trained to decode its blocks left to right.
-        block_length = options.block_length or getattr(denoiser, "block_size", None)
-        self.blocks = _blocks(self.positions, None if growth else block_length)
+        own = None if growth or options.block_length else _model_blocks(denoiser, self.x,
+                                                                          self.positions)
+        self.blocks = own or _blocks(self.positions, None if growth else options.block_length)
         if growth is not None:
             growth.prepare(self.x)
         total_masks = self.masks_left()

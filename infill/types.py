@@ -213,12 +213,13 @@ class Denoiser(Protocol):
 
     Optional, read in one place each: ``length_policy`` (what ``auto`` means for this
     model), ``expand_id`` (a family trained to commit ``<|expand|>``, DreamOn: the canvas
-    may grow and shrink, ``infill.expand.expand_id_of``), ``block_size`` (a block-diffusion
-    family that decodes blocks of that many tokens left to right, SDAR, LLaDA 2.x: the
-    sampler's block length when the options name none), ``heals`` (token healing,
-    ``infill.plan.heals_holes``), ``drafter`` (a causal view that drafts fills, the embedded
-    default: ``infill.drafts.drafter_of``), ``plan_canvas`` (a family that reads the layout
-    before sampling, the embedded default's two views).
+    may grow and shrink, ``infill.expand.expand_id_of``), ``block_ids(x, positions)`` (a
+    block-diffusion family, SDAR, LLaDA 2.x: the model block each canvas position is read
+    in; the sampler decodes those blocks left to right when the options name no block
+    length), ``heals`` (token healing, ``infill.plan.heals_holes``), ``drafter`` (a causal
+    view that drafts fills, the embedded default: ``infill.drafts.drafter_of``),
+    ``plan_canvas`` (a family that reads the layout before sampling, the embedded
+    default's two views).
     """
 
     family: str

@@ -140,6 +140,27 @@ def test_a_token_sees_its_own_block_and_earlier_ones_only(llada2, monkeypatch):
     assert not torch.allclose(llada2.logits(inside)[:, 4], base[:, 4])
 
 
+def test_the_sampler_decodes_the_models_own_blocks_in_order(llada2, monkeypatch):
+    """A hole straddling model blocks (4 positions each here) is decoded block by block:
+    no mask of a later block is committed while an earlier one still holds masks."""
+    from infill.sample import sample
+    from infill.types import SamplingOptions
+
+    monkeypatch.setattr(llada2, "block_size", 4)
+    m = llada2.mask_id
+    ids = [11, 12, 13, 14, 15, 16] + [m] * 8  # masks at 6..13: model blocks 1, 2, 3
+    seen = []
+    sample(llada2, ids, list(range(6, 14)), SamplingOptions(steps=8),
+           on_step=lambda step, total, left, k, x: seen.append(x[6:14].tolist()))
+    blocks = [(0, 2), (2, 6), (6, 8)]  # of the hole: positions 6-7, 8-11, 12-13
+    for canvas in seen:
+        open_blocks = [any(t == m for t in canvas[a:b]) for a, b in blocks]
+        started = [any(t != m for t in canvas[a:b]) for a, b in blocks]
+        for i in range(1, 3):
+            assert not (started[i] and any(open_blocks[:i])), canvas
+    assert len(seen) == 8 and m not in seen[-1]
+
+
 def test_the_router_chooses_inside_the_best_groups_only(llada2):
     """Group-limited choice: with the best single expert in a weak group, plain top-k would
     take it; the grouped router may not."""

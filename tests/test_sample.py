@@ -80,7 +80,8 @@ def test_a_block_diffusion_model_decodes_its_own_blocks_left_to_right_by_default
     want = ids_of("a") + ids_of("(") + ids_of(")") + ids_of("=")
     wishes = [[(t, c)] for t, c in zip(want, [1.0, 2.0, 8.0, 9.0], strict=True)]
     blocky = ScriptedDenoiser([wishes])
-    blocky.block_size = 2  # what an SDAR denoiser declares
+    # what an SDAR denoiser declares: the model block of each position (here: 2 masks each)
+    blocky.block_ids = lambda x, positions: (positions - positions[0]) // 2
     seen = []
     fill(request(Length.exact(4)), blocky, on_step=lambda s: seen.append(s.texts()[0]))
     assert seen[1] == ids_text(want[:2])

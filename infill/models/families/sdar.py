@@ -132,7 +132,7 @@ class SDARDenoiser(LoadedDenoiser):
     @property
     def attention(self) -> str:
         return (f"block-causal, blocks of {self.block_size} decoded left to right "
-                f"(the sampler's blocks unless --block-length names others)")
+                f"(the sampler follows them unless --block-length names others)")
 
     @property
     def infill_support(self) -> str:
@@ -187,6 +187,13 @@ class SDARDenoiser(LoadedDenoiser):
         order = torch.tensor(orders, dtype=torch.long, device=ids.device)
         rows = torch.argsort(order, dim=1)[:, :n]
         return source.gather(1, order), rows
+
+    def block_ids(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """The model block (``block_size`` model positions, counted from the first) in which
+        each canvas position of ``ids`` ``[L]`` is read: under FIM the hole sits after
+        ``<|fim_middle|>``, so its blocks are not the canvas's."""
+        _, rows = self.layout(ids[None])
+        return rows[0, positions] // self.block_size
 
     # ------------------------------------------------------------------ logits
     def raw_logits(self, model_ids: torch.Tensor) -> torch.Tensor:
