@@ -161,6 +161,37 @@ def test_the_sampler_decodes_the_models_own_blocks_in_order(llada2, monkeypatch)
     assert len(seen) == 8 and m not in seen[-1]
 
 
+def test_the_block_cache_is_exact(llada2, monkeypatch):
+    """Keys and values of every block but the current one come from one full pass: the
+    current block's logits are those of a full pass, as its masks are committed."""
+    monkeypatch.setattr(llada2, "block_size", 4)
+    m = llada2.mask_id
+    ids = torch.tensor([[11, 12, 13, 14, 15, 16, m, m, m, m, m, m, 17]])
+    block = torch.tensor([6, 7])  # the masks of model block 1 (positions 4-7)
+    _, cache = llada2.prefill(ids, block)
+    for committed in ([6], [6, 7]):
+        ids[0, committed] = 20
+        want = llada2.logits(ids, positions=torch.tensor([8, 9]))
+        later = llada2.cached_logits(ids, torch.tensor([8, 9]), cache, torch.tensor([8, 9]))
+        assert not torch.allclose(later, want, atol=1e-4)  # block 2 reads the stale block 1
+        got = llada2.cached_logits(ids, block, cache, block)
+        torch.testing.assert_close(got, llada2.logits(ids, positions=block),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_sampling_with_the_cache_gives_the_same_fill(llada2, monkeypatch):
+    from infill.sample import sample
+    from infill.types import SamplingOptions
+
+    monkeypatch.setattr(llada2, "block_size", 4)
+    m = llada2.mask_id
+    ids, holes = [11, 12, 13, 14, 15, 16] + [m] * 8 + [17], list(range(6, 14))
+    cached = sample(llada2, ids, holes, SamplingOptions(steps=8, cache=True))
+    plain = sample(llada2, ids, holes, SamplingOptions(steps=8, cache=False))
+    assert cached.ids.tolist() == plain.ids.tolist()
+    assert cached.forward_passes == plain.forward_passes == 8
+
+
 def test_the_router_chooses_inside_the_best_groups_only(llada2):
     """Group-limited choice: with the best single expert in a weak group, plain top-k would
     take it; the grouped router may not."""
@@ -222,5 +253,5 @@ def test_doctor_names_family_size_active_experts_and_what_it_can_do(llada2_dir, 
     c = json.loads((llada2_dir / "config.json").read_text())
     idle = 2 * (c["num_experts"] - 2) * 3 * c["hidden_size"] * c["moe_intermediate_size"]
     assert rows["active"].startswith(f"{params - idle:,} parameters per token")
-    assert rows["window"].strip() == "512 tokens"  # no FIM tokens to make room for
+    assert rows["window"].strip() == "2048 tokens"  # no FIM tokens to make room for
     assert "block-causal, blocks of 32" in out and "prefix completion only" in out

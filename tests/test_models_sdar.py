@@ -69,7 +69,10 @@ def test_detected_and_loaded_with_qwen3_names(sdar_dir, sdar):
     check_interface(sdar, "sdar")
     # head_dim from the config, not hidden/heads (SDAR-4B: 2560 hidden, 32 heads of 128)
     assert sdar.model.layers[0].self_attn.q_proj.out_features == 4 * 32
-    assert not isinstance(sdar, CachedDenoiser)  # no dual cache over the wrong pattern
+    # an exact block cache, which under FIM keeps nothing: the layout moves as edges commit
+    assert isinstance(sdar, CachedDenoiser) and sdar.fim
+    m = sdar.mask_id
+    assert sdar.prefill(torch.tensor([[11, m, m, 12]]), torch.tensor([1, 2]))[1] is None
     text = "def add(a, b):\n    return a + b\n"
     assert sdar.tokenizer.decode(sdar.tokenizer(text)["input_ids"]) == text
 
@@ -225,3 +228,16 @@ def test_doctor_names_family_size_quant_memory_and_what_it_can_do(sdar_dir, caps
     assert "float32" in rows["dtype"] and "quant" in rows and "memory" in out
     assert "block-causal, blocks of 4" in out
     assert "FIM context before the hole" in out and "best effort" in out
+
+
+def test_sampling_with_the_cache_gives_the_same_fill_with_fim_and_without(sdar, monkeypatch):
+    from infill.sample import sample
+    from infill.types import SamplingOptions
+
+    m = sdar.mask_id
+    ids, holes = [11, 12, 13, 14, 15] + [m] * 6 + [16, 17], list(range(5, 11))
+    for fim in (True, False):
+        monkeypatch.setattr(sdar, "fim", fim)
+        cached = sample(sdar, ids, holes, SamplingOptions(steps=6, cache=True))
+        plain = sample(sdar, ids, holes, SamplingOptions(steps=6, cache=False))
+        assert cached.ids.tolist() == plain.ids.tolist()

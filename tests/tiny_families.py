@@ -258,11 +258,12 @@ def llada2_state_dict(model: Transformer) -> dict[str, torch.Tensor]:
 
 
 def build_tiny_llada2(path: str | Path, *, seed: int = 0, instruct: bool = False,
-                      shards: int = 2) -> Path:
+                      shards: int = 2, hidden: int = 64, layers: int = 3) -> Path:
     """LLaDA2.0-mini's format (``LLaDA2MoeModelLM``, ``model_type: llada2_moe``): fused
     ``query_key_value``, ``dense``, per-head ``query_layernorm``/``key_layernorm``, a sigmoid
     router with ``expert_bias`` over grouped experts, a shared expert, the first layer dense,
-    half-head rotary; Bailing's tokenizer specials, shards."""
+    half-head rotary; Bailing's tokenizer specials, shards. ``hidden``/``layers`` make a
+    larger one for timing (heads of 16, experts a quarter of ``hidden`` wide)."""
     from transformers import PreTrainedTokenizerFast
 
     path = Path(path)
@@ -275,7 +276,9 @@ def build_tiny_llada2(path: str | Path, *, seed: int = 0, instruct: bool = False
         tok.chat_template = LLADA_MOE_CHAT_TEMPLATE
     tok.save_pretrained(str(path))
     vocab = tok.get_vocab()
-    hidden, heads, kv, head_dim, layers, experts, expert_mlp = 64, 4, 2, 16, 3, 8, 16
+    head_dim, experts, expert_mlp, dense_mlp = 16, 8, hidden // 4, hidden * 3 // 2
+    heads = hidden // head_dim
+    kv = heads // 2
     config = {
         "architectures": ["LLaDA2MoeModelLM"], "attention_dropout": 0.0,
         "auto_map": {"AutoConfig": "configuration_llada2_moe.LLaDA2MoeConfig",
@@ -283,8 +286,8 @@ def build_tiny_llada2(path: str | Path, *, seed: int = 0, instruct: bool = False
                      "AutoModelForCausalLM": "modeling_llada2_moe.LLaDA2MoeModelLM"},
         "embedding_dropout": 0.0, "eos_token_id": vocab["<|endoftext|>"],
         "first_k_dense_replace": 1, "head_dim": head_dim, "hidden_act": "silu",
-        "hidden_size": hidden, "initializer_range": 0.006, "intermediate_size": 96,
-        "mask_token_id": vocab["<|mask|>"], "max_position_embeddings": 512,
+        "hidden_size": hidden, "initializer_range": 0.006, "intermediate_size": dense_mlp,
+        "mask_token_id": vocab["<|mask|>"], "max_position_embeddings": 2048,
         "max_window_layers": layers, "model_type": "llada2_moe",
         "moe_intermediate_size": expert_mlp, "moe_router_enable_expert_bias": True,
         "n_group": 4, "norm_topk_prob": True, "num_attention_heads": heads,
@@ -299,8 +302,8 @@ def build_tiny_llada2(path: str | Path, *, seed: int = 0, instruct: bool = False
         "vocab_size": _round_up(len(tok)),
     }
     cfg = TransformerConfig(
-        vocab_size=config["vocab_size"], hidden_size=hidden, intermediate_size=96,
-        num_layers=layers, num_heads=heads, num_kv_heads=kv, max_position=512,
+        vocab_size=config["vocab_size"], hidden_size=hidden, intermediate_size=dense_mlp,
+        num_layers=layers, num_heads=heads, num_kv_heads=kv, max_position=2048,
         rope_theta=600000.0, rms_eps=1e-6, head_size=head_dim, qk_norm=True,
         rotary_dim=head_dim // 2, num_experts=experts, experts_per_token=2,
         expert_intermediate_size=expert_mlp, norm_topk_prob=True, router="sigmoid",

@@ -37,6 +37,7 @@ from ..runtime import chat
 from ..runtime.loaded import LoadedDenoiser
 from ..runtime.native import load_family
 from ..runtime.transformer import (
+    KVCache,
     Transformer,
     TransformerConfig,
     forbid_untrained_rows,
@@ -98,8 +99,9 @@ def fim_order(ids: list[int], mask_id: int, head: int, tail: int) -> list[int]:
 
 class SDARDenoiser(LoadedDenoiser):
     """``Denoiser`` over the native Qwen3 run block-causally, the suffix laid out as FIM
-    context before the hole. No key/value cache hooks (``prefill``/``cached_logits``): the
-    dual cache of the bidirectional families would read the wrong attention pattern."""
+    context before the hole. Its key/value cache (``prefill``/``cached_logits``) recomputes
+    the current block's model blocks only, exact for block-causal attention; under FIM it
+    keeps nothing (the layout moves)."""
 
     family = FAMILY
     #: What a family of SDAR's kind sets: its mask and block size when the config names
@@ -210,12 +212,45 @@ class SDARDenoiser(LoadedDenoiser):
                 rows = rows[:, positions]
             allowed = block_causal(model_ids.shape[1], self.block_size, model_ids.device)
             h = self.model.hidden(model_ids, allowed=allowed)
-            h = h.gather(1, rows[..., None].expand(-1, -1, h.shape[-1]))
-            out = self.model.lm_head(h)
-            if self.model.cfg.logit_scale != 1.0:
-                out = out * self.model.cfg.logit_scale
-            return forbid_untrained_rows(out.float(), self.tokens)
+            return self._head(h.gather(1, rows[..., None].expand(-1, -1, h.shape[-1])))
 
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        out = self.model.lm_head(h)
+        if self.model.cfg.logit_scale != 1.0:
+            out = out * self.model.cfg.logit_scale
+        return forbid_untrained_rows(out.float(), self.tokens)
+
+    # ------------------------------------------------------------------ key/value cache
+    def prefill(self, ids: torch.Tensor, positions: torch.Tensor
+                ) -> tuple[torch.Tensor, KVCache | None]:
+        """Logits for ``positions`` from a full pass that keeps every position's keys and
+        values. Under FIM there is nothing to keep (``None``): the layout moves as the
+        hole's edges are committed, and with it every position after them."""
+        if self.fim:
+            return self.logits(ids, positions), None
+        cache = KVCache()
+        with torch.inference_mode():
+            allowed = block_causal(ids.shape[1], self.block_size, ids.device)
+            return self._head(self.model.hidden(ids, cache=cache, allowed=allowed)[:, positions]
+                              ), cache
+
+    def cached_logits(self, ids: torch.Tensor, positions: torch.Tensor, cache: KVCache | None,
+                      active: torch.Tensor) -> torch.Tensor:
+        """Logits for ``positions`` recomputing only the model blocks that hold ``active``
+        (every position of them: the block's other tokens read its masks), the other
+        positions' keys and values from ``cache``. Exact under block-causal attention:
+        earlier blocks read nothing that changed since the full pass, and nothing in these
+        blocks reads a later one."""
+        if cache is None:
+            return self.logits(ids, positions)
+        n, size = ids.shape[1], self.block_size
+        blocks = torch.unique(active // size)
+        rows = (blocks[:, None] * size + torch.arange(size, device=ids.device)).flatten()
+        rows = rows[rows < n]
+        with torch.inference_mode():
+            allowed = block_causal(n, size, ids.device)
+            h = self.model.hidden(ids, cache=cache, active=rows, allowed=allowed)
+            return self._head(h[:, torch.searchsorted(rows, positions)])
 
 def load(path: str | Path, config: dict, device: torch.device,
          dtype: torch.dtype) -> SDARDenoiser:
