@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
 
 from infill.edits import apply_edits, edits_from_result
@@ -55,3 +58,42 @@ def check_fill(den: Denoiser) -> None:
     assert middle in out[len(head):len(out) - len(tail)]
     again = fill(req, den)
     assert [f.text for f in again.fills] == [f.text for f in result.fills]  # deterministic
+
+
+def qwen3_moe_reference(path: Path, *, expert_key: str = "moe_intermediate_size",
+                        norm_topk_prob: bool | None = None):
+    """transformers' Qwen3-MoE (per-head q/k norm, softmax top-k router) filled from a
+    checkpoint in Qwen3-MoE's names (LLaDA-MoE, RND1): the per-expert tensors stacked into
+    Qwen3-MoE's fused ones here; ``expert_key`` names the experts' width in the config."""
+    from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
+
+    from infill.models.runtime.weights import iter_tensors
+
+    c = json.loads((path / "config.json").read_text())
+    cfg = Qwen3MoeConfig(
+        vocab_size=c["vocab_size"], hidden_size=c["hidden_size"],
+        num_hidden_layers=c["num_hidden_layers"], num_attention_heads=c["num_attention_heads"],
+        num_key_value_heads=c["num_key_value_heads"], rms_norm_eps=c["rms_norm_eps"],
+        head_dim=c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"],
+        max_position_embeddings=c["max_position_embeddings"],
+        rope_parameters={"rope_type": "default", "rope_theta": float(c["rope_theta"])},
+        num_experts=c["num_experts"], num_experts_per_tok=c["num_experts_per_tok"],
+        moe_intermediate_size=c[expert_key],
+        norm_topk_prob=c.get("norm_topk_prob", False) if norm_topk_prob is None
+        else norm_topk_prob,
+        decoder_sparse_step=1, tie_word_embeddings=False, attn_implementation="sdpa",
+    )
+    ref = Qwen3MoeForCausalLM(cfg).eval()
+    tensors = dict(iter_tensors(path))
+    # Everything but the experts has Qwen3-MoE's names already (router: mlp.gate.weight).
+    state = {name: t for name, t in tensors.items() if ".mlp.experts." not in name}
+    for i in range(c["num_hidden_layers"]):
+        e = [f"model.layers.{i}.mlp.experts.{x}." for x in range(c["num_experts"])]
+        state[f"model.layers.{i}.mlp.experts.gate_up_proj"] = torch.stack(
+            [torch.cat([tensors[p + "gate_proj.weight"], tensors[p + "up_proj.weight"]])
+             for p in e])
+        state[f"model.layers.{i}.mlp.experts.down_proj"] = torch.stack(
+            [tensors[p + "down_proj.weight"] for p in e])
+    missing, unexpected = ref.load_state_dict(state, strict=False)
+    assert not missing and not unexpected
+    return ref

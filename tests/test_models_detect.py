@@ -40,7 +40,7 @@ def test_an_unknown_checkpoint_is_refused_with_what_it_is_and_what_is_supported(
         detect_family(tmp_path)
     msg = str(e.value)
     assert repr(config.get("model_type", "<none>")) in msg
-    assert ("supported: lacuna, llada-moe, llada, llada2, dream, sdar, diffusion-gemma, "
+    assert ("supported: lacuna, llada-moe, llada, llada2, dream, sdar, rnd1, diffusion-gemma, "
             "masked-lm") in msg
 
 

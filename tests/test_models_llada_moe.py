@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from family_checks import check_fill, check_interface, check_shapes
+from family_checks import check_fill, check_interface, check_shapes, qwen3_moe_reference
 from tiny_families import build_tiny_llada, build_tiny_llada_moe
 
 from infill.models import detect_family, load_denoiser
@@ -52,41 +52,11 @@ def test_mask_end_and_plain_framing(moe, config):
     assert moe.tokenizer.convert_tokens_to_ids("<|role_end|>") in moe.end_ids
 
 
-def qwen3_moe_reference(moe_dir):
-    """transformers' Qwen3-MoE (per-head q/k norm, softmax top-k router), filled from the
-    LLaDA-MoE checkpoint: its per-expert tensors stacked into Qwen3's fused ones here."""
-    from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
-
-    c = json.loads((moe_dir / "config.json").read_text())
-    cfg = Qwen3MoeConfig(
-        vocab_size=c["vocab_size"], hidden_size=c["hidden_size"],
-        num_hidden_layers=c["num_hidden_layers"], num_attention_heads=c["num_attention_heads"],
-        num_key_value_heads=c["num_key_value_heads"], rms_norm_eps=c["rms_norm_eps"],
-        max_position_embeddings=c["max_position_embeddings"],
-        rope_parameters={"rope_type": "default", "rope_theta": float(c["rope_theta"])},
-        num_experts=c["num_experts"], num_experts_per_tok=c["num_experts_per_tok"],
-        moe_intermediate_size=c["expert_intermediate_size"], norm_topk_prob=False,
-        decoder_sparse_step=1, tie_word_embeddings=False, attn_implementation="sdpa",
-    )
-    ref = Qwen3MoeForCausalLM(cfg).eval()
-    tensors = dict(iter_tensors(moe_dir))
-    # Everything but the experts has Qwen3-MoE's names already (router: mlp.gate.weight).
-    state = {name: t for name, t in tensors.items() if ".mlp.experts." not in name}
-    for i in range(c["num_hidden_layers"]):
-        e = [f"model.layers.{i}.mlp.experts.{x}." for x in range(c["num_experts"])]
-        state[f"model.layers.{i}.mlp.experts.gate_up_proj"] = torch.stack(
-            [torch.cat([tensors[p + "gate_proj.weight"], tensors[p + "up_proj.weight"]])
-             for p in e])
-        state[f"model.layers.{i}.mlp.experts.down_proj"] = torch.stack(
-            [tensors[p + "down_proj.weight"] for p in e])
-    missing, unexpected = ref.load_state_dict(state, strict=False)
-    assert not missing and not unexpected
-    return ref
-
-
 @pytest.fixture(scope="module")
 def reference(moe_dir):
-    return qwen3_moe_reference(moe_dir)
+    # the checkpoint's own code ignores config.norm_topk_prob: the top-k used as they are
+    return qwen3_moe_reference(moe_dir, expert_key="expert_intermediate_size",
+                               norm_topk_prob=False)
 
 
 @pytest.fixture(scope="module")

@@ -527,32 +527,31 @@ SDAR_CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_sdar(path: str | Path, *, seed: int = 0, instruct: bool = False,
-                    shards: int = 2, block_size: int = 4) -> Path:
-    """SDAR-4B-Chat's format: Qwen3 names (no q/k/v bias, per-head ``q_norm``/``k_norm``),
-    a ``head_dim`` that is not hidden/heads, ``block_size``, ``mask_token_id``; Qwen2's BPE as
-    ``tokenizer.json`` and ``vocab.json`` + ``merges.txt`` with Qwen3's added tokens; shards."""
+def _write_qwen3_tokenizer(path: Path, specials: list[tuple[str, bool]],
+                           instruct: bool) -> dict[str, int]:
+    """Qwen2's BPE as ``tokenizer.json`` and ``vocab.json`` + ``merges.txt`` with Qwen3's
+    added tokens (``specials``; SDAR adds ``<|MASK|>``); the ids of the added tokens."""
     from transformers import Qwen2Tokenizer
 
-    path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     bpe = _bpe([], specials_first=False)
     bpe.model.save(str(path))
     n = bpe.get_vocab_size()
-    ids = {s: n + i for i, (s, _) in enumerate(SDAR_SPECIALS)}
+    ids = {s: n + i for i, (s, _) in enumerate(specials)}
     added = {str(ids[s]): {"content": s, "lstrip": False, "normalized": False, "rstrip": False,
                            "single_word": False, "special": special}
-             for s, special in SDAR_SPECIALS}
+             for s, special in specials}
     extra = ["<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
              "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>",
              "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>",
              "<|video_pad|>"]
+    mask = "<|MASK|>" if "<|MASK|>" in ids else None
     tok_config = {
         "add_bos_token": False, "add_prefix_space": False, "added_tokens_decoder": added,
-        "additional_special_tokens": [*extra, "<|MASK|>"],
+        "additional_special_tokens": [*extra, *([mask] if mask else [])],
         "auto_map": {"AutoTokenizer": ["tokenization_qwen2.Qwen2Tokenizer", None]},
         "bos_token": None, "clean_up_tokenization_spaces": False,
-        "eos_token": "<|endoftext|>", "errors": "replace", "mask_token": "<|MASK|>",
+        "eos_token": "<|endoftext|>", "errors": "replace", "mask_token": mask,
         "model_max_length": 131072, "pad_token": "<|endoftext|>",
         "split_special_tokens": False, "tokenizer_class": "Qwen2Tokenizer", "unk_token": None,
     }
@@ -561,16 +560,27 @@ def build_tiny_sdar(path: str | Path, *, seed: int = 0, instruct: bool = False,
     _write_json(path, "tokenizer_config.json", tok_config)
     tok = Qwen2Tokenizer.from_pretrained(str(path), local_files_only=True)
     tok.backend_tokenizer.save(str(path / "tokenizer.json"))
-    # As shipped: added_tokens.json names the mask "<MASK>" where tokenizer_config says
-    # "<|MASK|>" (same id); special_tokens_map.json lists "<MASK>" too.
+    # As SDAR ships it: added_tokens.json names the mask "<MASK>" where tokenizer_config
+    # says "<|MASK|>" (same id); special_tokens_map.json lists "<MASK>" too.
     _write_json(path, "added_tokens.json", {
         ("<MASK>" if s == "<|MASK|>" else s): i for s, i in sorted(ids.items())})
     eot = {"content": "<|endoftext|>", "lstrip": False, "normalized": False, "rstrip": False,
            "single_word": False}
     _write_json(path, "special_tokens_map.json", {
-        "additional_special_tokens": [*extra, "<MASK>"], "eos_token": eot, "pad_token": eot})
+        "additional_special_tokens": [*extra, *(["<MASK>"] if mask else [])],
+        "eos_token": eot, "pad_token": eot})
     if instruct:
         (path / "chat_template.jinja").write_text(SDAR_CHAT_TEMPLATE, encoding="utf-8")
+    return ids
+
+
+def build_tiny_sdar(path: str | Path, *, seed: int = 0, instruct: bool = False,
+                    shards: int = 2, block_size: int = 4) -> Path:
+    """SDAR-4B-Chat's format: Qwen3 names (no q/k/v bias, per-head ``q_norm``/``k_norm``),
+    a ``head_dim`` that is not hidden/heads, ``block_size``, ``mask_token_id``; Qwen2's BPE as
+    ``tokenizer.json`` and ``vocab.json`` + ``merges.txt`` with Qwen3's added tokens; shards."""
+    path = Path(path)
+    ids = _write_qwen3_tokenizer(path, SDAR_SPECIALS, instruct)
     hidden, heads, kv, head_dim, layers, inter = 64, 4, 2, 32, 2, 128
     config = {
         "architectures": ["SDARForCausalLM"],
@@ -589,7 +599,7 @@ def build_tiny_sdar(path: str | Path, *, seed: int = 0, instruct: bool = False,
         "rope_theta": 1000000, "skip_checkpoint": False, "sliding_window": None,
         "tie_word_embeddings": False, "torch_dtype": "bfloat16",
         "transformers_version": "4.52.4", "use_cache": False, "use_deepep": False,
-        "use_sliding_window": False, "vocab_size": _round_up(n + len(SDAR_SPECIALS)),
+        "use_sliding_window": False, "vocab_size": _round_up(max(ids.values()) + 1),
     }
     cfg = TransformerConfig(
         vocab_size=config["vocab_size"], hidden_size=hidden, intermediate_size=inter,
@@ -607,4 +617,49 @@ def build_tiny_sdar(path: str | Path, *, seed: int = 0, instruct: bool = False,
         "pad_token_id": ids["<|endoftext|>"], "temperature": 0.6, "top_k": 20, "top_p": 0.95,
         "transformers_version": "4.51.0",
     })
+    return path
+
+
+# --------------------------------------------------------------------------- RND1
+
+
+def build_tiny_rnd1(path: str | Path, *, seed: int = 0, shards: int = 2) -> Path:
+    """RND1-Base-0910's format: ``RND1LM``, ``model_type: rnd1``, Qwen3-MoE names (per-head
+    ``q_norm``/``k_norm``, ``mlp.gate``, ``mlp.experts.E.*``), ``norm_topk_prob``, Qwen3's
+    tokenizer without a mask token: ``mask_token_id`` is the first row past it."""
+    path = Path(path)
+    ids = _write_qwen3_tokenizer(path, SDAR_SPECIALS[:-1], instruct=False)
+    mask = max(ids.values()) + 1
+    hidden, heads, kv, head_dim, layers, experts, expert_mlp = 64, 4, 2, 32, 2, 8, 32
+    config = {
+        "architectures": ["RND1LM"], "attention_bias": False, "attention_dropout": 0.0,
+        "auto_map": {"AutoConfig": "configuration_rnd.RND1Config",
+                     "AutoModel": "modeling_rnd.RND1LM"},
+        "bos_token_id": ids["<|endoftext|>"], "decoder_sparse_step": 1,
+        "eos_token_id": ids["<|im_end|>"], "head_dim": head_dim, "hidden_act": "silu",
+        "hidden_size": hidden, "initializer_range": 0.02, "intermediate_size": 96,
+        "mask_token_id": mask, "max_position_embeddings": 40960, "max_window_layers": layers,
+        "mlp_only_layers": [], "moe_backend": "hf", "moe_intermediate_size": expert_mlp,
+        "model_type": "rnd1", "norm_topk_prob": True, "num_attention_heads": heads,
+        "num_diffusion_steps": 256, "num_experts": experts, "num_experts_per_tok": 2,
+        "num_hidden_layers": layers, "num_key_value_heads": kv, "output_router_logits": False,
+        "pad_token_id": ids["<|endoftext|>"], "rms_norm_eps": 1e-06, "rope_scaling": False,
+        "rope_theta": 1000000.0, "router_aux_loss_coef": 0.001, "sliding_window": False,
+        "tie_word_embeddings": False, "torch_dtype": "bfloat16", "use_cache": False,
+        "use_sliding_window": False, "vocab_size": _round_up(mask + 1),
+    }
+    cfg = TransformerConfig(
+        vocab_size=config["vocab_size"], hidden_size=hidden, intermediate_size=96,
+        num_layers=layers, num_heads=heads, num_kv_heads=kv, max_position=40960,
+        rope_theta=1e6, rms_eps=1e-6, head_size=head_dim, qk_norm=True, num_experts=experts,
+        experts_per_token=2, expert_intermediate_size=expert_mlp, norm_topk_prob=True,
+    )
+    model = _random_transformer(cfg, seed)
+    for name, p in model.named_parameters():  # routers that prefer some experts clearly
+        if name.endswith("mlp.gate.weight"):
+            torch.nn.init.normal_(p, std=0.5)
+    state = {(k if k == "lm_head.weight" else f"model.{k}"): v
+             for k, v in model.state_dict().items()}
+    _write_sharded(path, state, shards)
+    _write_json(path, "config.json", config)
     return path

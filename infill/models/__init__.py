@@ -23,6 +23,7 @@ from .families import (
     llada2,
     llada_moe,
     masked_lm,
+    rnd1,
     sdar,
 )
 from .runtime.weights import (
@@ -39,7 +40,7 @@ from .runtime.weights import (
 #: first: its config is a Llama one plus a ``lacuna`` section. Masked LMs come last: they are
 #: recognised by architecture (``*ForMaskedLM``), which no diffusion family uses. LLaDA-MoE
 #: comes before LLaDA: its config also says ``model_type: llada``.
-FAMILIES: list[ModuleType] = [lacuna, llada_moe, llada, llada2, dream, sdar,
+FAMILIES: list[ModuleType] = [lacuna, llada_moe, llada, llada2, dream, sdar, rnd1,
                               diffusion_gemma, masked_lm]
 
 

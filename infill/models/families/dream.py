@@ -80,12 +80,16 @@ class DreamDenoiser(NativeDenoiser):
 
     family = FAMILY
     shift = True
+    #: What a family of Dream's kind sets: its mask when neither the config nor the
+    #: tokenizer names one, and the sequence length it was trained on.
+    default_mask_id, trained_length = MASK_ID, TRAINED_LENGTH
 
     def __init__(self, model: Transformer, tokenizer, config: dict, device: torch.device,
                  dtype: torch.dtype, instruct: bool) -> None:
         super().__init__(model, tokenizer, config, device, dtype)
-        self.mask_id = int(config.get("mask_token_id") or tokenizer.mask_token_id or MASK_ID)
-        self.max_length = min(model.cfg.max_position, TRAINED_LENGTH)
+        self.mask_id = int(config.get("mask_token_id") or tokenizer.mask_token_id
+                           or self.default_mask_id)
+        self.max_length = min(model.cfg.max_position, self.trained_length)
         self.instruct = bool(instruct and chat.has_chat_template(tokenizer))
         turn_end = chat.token_id(tokenizer, "<|im_end|>") if self.instruct else None
         self.end_ids = chat.end_ids(tokenizer, config, self.mask_id, turn_end)
