@@ -13,7 +13,7 @@ from family_checks import check_fill, check_interface, check_shapes
 from gguf import GGML_QUANT_SIZES, GGUFWriter, LlamaFileType
 from gguf import GGMLQuantizationType as Q
 from gguf.quants import dequantize, quantize
-from tiny_families import build_tiny_dream, build_tiny_llada, build_tiny_llada_moe
+from tiny_families import build_tiny_dream, build_tiny_llada, build_tiny_llada_moe, build_tiny_rnd1
 
 from infill.models import detect_family, load_denoiser
 from infill.models.runtime.report import describe
@@ -127,17 +127,21 @@ def write_gguf(path, arch, den, qtype, *, pre, shift=None, mask=None, permute=No
     w.add_rope_freq_base(cfg.rope_theta)
     w.add_layer_norm_rms_eps(cfg.rms_eps)
     w.add_rope_dimension_count(cfg.head_dim)
+    if cfg.head_dim != cfg.hidden_size // cfg.num_heads:  # TextModel writes config's head_dim
+        w.add_key_length(cfg.head_dim)
+        w.add_value_length(cfg.head_dim)
     w.add_causal_attention(False)
     if arch == "llada":
         w.add_vocab_size(cfg.vocab_size)
-    if arch == "llada-moe":  # TextModel's expert keys, LLaDAMoEModel's own three
+    if arch in ("llada-moe", "rnd1"):  # TextModel's expert keys (Qwen2MoeModel's for rnd1)
         w.add_expert_count(cfg.num_experts)
         w.add_expert_used_count(cfg.experts_per_token)
         if expert_ff_key:
             w.add_expert_feed_forward_length(cfg.expert_intermediate_size)
         else:  # llama.cpp's fallback: n_ff / n_expert_used
             w.add_feed_forward_length(cfg.expert_intermediate_size * cfg.experts_per_token)
-        shift = False if shift is None else shift
+        if arch == "llada-moe":  # RND1Model writes no shift: diffusion-cli's default, shifted
+            shift = False if shift is None else shift
     if shift is not None:
         w.add_diffusion_shift_logits(shift)
     tok = den.tokenizer
@@ -504,3 +508,27 @@ def test_the_cache_can_be_turned_off_and_f32_files_skip_it(tmp_path, llada_ref, 
     monkeypatch.setenv("LACUNA_GGUF_CACHE", "0")
     den = load_denoiser(q8, device="cpu")
     assert not own_cache.exists() and "converted once" not in den.source_format
+
+
+def test_rnd1_gguf_matches_the_safetensors_checkpoint_shifted_and_renormalised(tmp_path):
+    """``rnd1`` (``RND1Model(Qwen2MoeModel)`` in the converter, ``src/models/rnd1.cpp``): the
+    Qwen3-MoE tensors, no ``diffusion.shift_logits`` (diffusion-cli's default: shifted), the
+    top-k renormalised (``build_moe_ffn(..., norm_w=true, ...)``), the mask past the vocab."""
+    from gguf import GGUFReader
+    from gguf.constants import MODEL_ARCH, MODEL_TENSORS, TENSOR_NAMES
+
+    ref = load_denoiser(build_tiny_rnd1(tmp_path / "ckpt", seed=3), device="cpu")
+    file = write_gguf(tmp_path / "RND1-Base-tiny.gguf", "rnd1", ref, Q.Q8_0, pre="qwen2")
+    names = {t.name for t in GGUFReader(str(file)).tensors}
+    known = {TENSOR_NAMES[k] for k in MODEL_TENSORS[MODEL_ARCH.RND1]}
+    assert {n.rsplit(".", 1)[0].replace(".0.", ".{bid}.").replace(".1.", ".{bid}.")
+            for n in names} == known
+    found = detect_family(file)
+    assert found.family == "rnd1" and found.config["shift_logits"] is True
+    den = load_denoiser(file, device="cpu")
+    assert type(den).__name__ == "RND1Denoiser" and den.shift is True
+    assert den.model.cfg.norm_topk_prob and den.model.cfg.qk_norm
+    assert den.mask_id == ref.mask_id == len(den.tokenizer)
+    assert den.prefix_ids == ref.prefix_ids
+    ids = ids_for(den)
+    torch.testing.assert_close(den.logits(ids), ref.logits(ids), rtol=1e-4, atol=1e-4)

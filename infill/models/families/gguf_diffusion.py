@@ -1,5 +1,5 @@
-"""llama.cpp's diffusion GGUFs (``dream``, ``llada``, ``llada-moe``) on the native Dream,
-LLaDA and LLaDA-MoE models.
+"""llama.cpp's diffusion GGUFs (``dream``, ``llada``, ``llada-moe``, ``rnd1``) on the native
+Dream, LLaDA, LLaDA-MoE and RND1 models.
 
 What llama.cpp's ``convert_hf_to_gguf.py`` writes for these architectures, and how it maps
 back onto ``transformer.py`` (names as ``gguf.constants.MODEL_TENSORS`` lists them):
@@ -37,6 +37,12 @@ weights not renormalised and not scaled (fixed in ``llada-moe.cpp`` whatever the
 says), bidirectional attention; the converter writes ``diffusion.shift_logits: false`` and
 mask 156895.
 
+``rnd1`` (``RND1Model(Qwen2MoeModel)`` in the converter, ``src/models/rnd1.cpp``) has the
+same tensors as ``llada-moe`` (Qwen3-MoE's), NEOX rope, softmax gating with the top-k
+renormalised (``build_moe_ffn``'s ``norm_w``), bidirectional attention, the head shifted
+(the converter writes no ``diffusion.shift_logits``; diffusion-cli's default is shifted), the
+mask from ``tokenizer.ggml.mask_token_id`` (151669, a padded row past the vocabulary).
+
 Tensors are dequantized one at a time while they stream into the model (or into a
 quantizer), so no full float32 copy of the network exists at any point.
 """
@@ -63,13 +69,17 @@ from ..runtime.gguf_reader import (
 from ..runtime.native import load_network
 from ..runtime.transformer import TransformerConfig
 from ..runtime.weights import ModelLoadError
-from . import dream, llada, llada_moe
+from . import dream, llada, llada_moe, rnd1
 
 #: GGUF architectures this module loads, with the family and shift llama.cpp defaults to.
-ARCHS = {"dream": (dream, True), "llada": (llada, False), "llada-moe": (llada_moe, False)}
+ARCHS = {"dream": (dream, True), "llada": (llada, False), "llada-moe": (llada_moe, False),
+         "rnd1": (rnd1, True)}
+#: Mixtures of experts, with whether llama.cpp renormalises the top-k router weights
+#: (``llada-moe.cpp`` never does; ``rnd1`` runs Qwen3-MoE's graph, which does).
+MOE_ARCHS = {"llada-moe": False, "rnd1": True}
 #: The denoiser class of each family.
 DENOISERS = {dream: dream.DreamDenoiser, llada: llada.LLaDADenoiser,
-             llada_moe: llada_moe.LLaDAMoEDenoiser}
+             llada_moe: llada_moe.LLaDAMoEDenoiser, rnd1: rnd1.RND1Denoiser}
 
 def gguf_file(path: str | Path) -> Path | None:
     """The GGUF file ``path`` names: itself, or the one ``.gguf`` in a directory without a
@@ -106,7 +116,7 @@ def read_metadata(file: Path) -> dict:
         raise ModelLoadError(f"{file}: key length {head_dim} differs from value length "
                              f"{value_dim}; Lacuna's attention has one head width")
     moe = {}
-    if arch == "llada-moe":
+    if arch in MOE_ARCHS:
         used = int(hp("expert_used_count"))
         expert_ff = hp("expert_feed_forward_length", None)
         if expert_ff is None:  # llama.cpp: n_ff_exp = n_ff / n_expert_used
@@ -159,11 +169,11 @@ def transformer_config(config: dict, vocab_size: int) -> TransformerConfig:
         raise ModelLoadError(f"GGUF rotates {config['rope_dim']} of {head_dim} head "
                              "dimensions; Lacuna supports full-head RoPE")
     moe = {}
-    if config.get("num_experts"):  # llada-moe.cpp: softmax gating, top-k not renormalised
+    if config.get("num_experts"):  # softmax gating; renormalised as llama.cpp's graph does
         moe = {"num_experts": config["num_experts"],
                "experts_per_token": config["num_experts_per_tok"],
                "expert_intermediate_size": config["expert_intermediate_size"],
-               "norm_topk_prob": False}
+               "norm_topk_prob": MOE_ARCHS[config["gguf_architecture"]]}
     return TransformerConfig(
         vocab_size=vocab_size, hidden_size=hidden,
         intermediate_size=config["intermediate_size"], num_layers=config["num_hidden_layers"],
@@ -197,7 +207,7 @@ def build_tokenizer(reader, config: dict):
                         for t, k in zip(tokens, kinds, strict=True) if k == USER_DEFINED])
     else:
         raise ModelLoadError(f"GGUF tokenizer model {model!r} is not supported (Dream, "
-                             "LLaDA and LLaDA-MoE GGUFs use 'gpt2', byte-level BPE)")
+                             "LLaDA, LLaDA-MoE and RND1 GGUFs use 'gpt2', byte-level BPE)")
 
     def name(key: str) -> str | None:
         i = config.get(key)
