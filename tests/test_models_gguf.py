@@ -532,3 +532,18 @@ def test_rnd1_gguf_matches_the_safetensors_checkpoint_shifted_and_renormalised(t
     assert den.prefix_ids == ref.prefix_ids
     ids = ids_for(den)
     torch.testing.assert_close(den.logits(ids), ref.logits(ids), rtol=1e-4, atol=1e-4)
+
+
+def test_a_damaged_cache_is_converted_again(tmp_path, llada_ref, own_cache):
+    from infill.models.runtime import tensor_cache
+
+    file = write_gguf(tmp_path / "m.gguf", "llada", llada_ref, Q.Q8_0, pre="gpt-2")
+    first = load_denoiser(file, device="cpu")
+    entry = tensor_cache.entry(file, first.dtype)
+    shard = next(entry.glob("*.safetensors"))
+    shard.write_bytes(b"\x00" * 16)  # truncated: no header to read
+    again = load_denoiser(file, device="cpu")
+    ids = ids_for(llada_ref)
+    torch.testing.assert_close(again.logits(ids), first.logits(ids), rtol=0, atol=0)
+    assert tensor_cache.complete(entry)
+    assert sum(f.stat().st_size for f in entry.glob("*.safetensors")) > 1000  # written anew

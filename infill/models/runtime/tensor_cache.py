@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from .weights import iter_tensors
+from .weights import ModelLoadError, iter_tensors, shard_files
 
 #: A shard is written once this many bytes of tensors have arrived.
 SHARD_BYTES = 512 * 2**20
@@ -62,9 +62,10 @@ def cached_tensors(folder: Path, convert: Callable[[], Iterator[tuple[str, torch
     """The tensors of a complete ``folder``; else those ``convert`` yields, each also
     written (in ``dtype``) into a staging folder published as ``folder`` once all have
     arrived. A stream that stops early (an error, a cancelled load) publishes nothing."""
-    if complete(folder):
+    if complete(folder) and _readable(folder):
         yield from iter_tensors(folder)
         return
+    shutil.rmtree(folder, ignore_errors=True)  # half gone or damaged: converted anew
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
@@ -90,6 +91,20 @@ def cached_tensors(folder: Path, convert: Callable[[], Iterator[tuple[str, torch
             _publish(staging, folder, shards)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _readable(folder: Path) -> bool:
+    """Every shard the index names is there with a readable header (a damaged cache is
+    converted again rather than failing the load)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        for file in shard_files(folder):
+            with safe_open(str(file), framework="pt") as f:
+                f.keys()
+    except (ModelLoadError, SafetensorError, OSError, ValueError):
+        return False
+    return True
 
 
 def _write_shard(staging: Path, tensors: dict[str, torch.Tensor], shards: list) -> bool:
