@@ -255,3 +255,29 @@ def test_doctor_names_family_size_active_experts_and_what_it_can_do(llada2_dir, 
     assert rows["active"].startswith(f"{params - idle:,} parameters per token")
     assert rows["window"].strip() == "2048 tokens"  # no FIM tokens to make room for
     assert "block-causal, blocks of 32" in out and "prefix completion only" in out
+
+
+def test_ghost_text_and_a_marker_fill_through_the_language_server(llada2_dir, tmp_path):
+    """The editor's path with a block-diffusion MoE: inline completion at the cursor (the
+    family's native prefix completion) and a ``[MASK]`` fill, nothing else changed."""
+    from lsp_support import Session, server_env
+    from lsprotocol import types
+
+    uri, doc = "file:///work/ghost.py", "def add(a, b):\n    return \nvalue = [MASK]\n"
+    s = Session(server_env(llada2_dir, tmp_path))
+    s.start()
+    try:
+        s.initialize({"budget": 6, "inlineBudget": 6})
+        s.open(uri, doc)
+        ghost = s.wait(s.send(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=1, character=11),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Invoked))))
+        assert len(ghost.items) == 1
+        at = types.Position(line=1, character=11)
+        assert ghost.items[0].range.start == ghost.items[0].range.end == at
+        edits = s.request("lacuna/fill", {"textDocument": {"uri": uri}})
+        assert edits and all(e["range"]["start"]["line"] == 2 for e in edits["edits"])
+    finally:
+        assert s.stop() == 0
