@@ -22,7 +22,7 @@ import torch
 from .heal import beginning, continuing, vocabulary_texts
 from .lines import SENTENCE_END, between_sentences
 from .plan import Canvas
-from .sample import Sampled
+from .sample import Sampled, SamplerStep, StepCallback
 from .types import Cancelled, InfillError
 
 
@@ -212,7 +212,7 @@ class Drafter:
 def fill_canvas(drafter: Drafter, canvas: Canvas, text: str, prefix_ids: list[int],
                 end_id: int, *, accept: Callable[[torch.Tensor], bool] | None = None,
                 unused: Callable[[torch.Tensor], int] | None = None,
-                on_step: Callable[[int, int, int, int, torch.Tensor], None] | None = None,
+                on_step: StepCallback | None = None,
                 should_cancel: Callable[[], bool] | None = None) -> tuple[Sampled, dict]:
     """Every hole of ``canvas`` filled by the best-ranked draft, in document order (a later
     hole's context holds the earlier fills). ``accept`` (a syntax constraint's verdict on
@@ -246,8 +246,8 @@ def fill_canvas(drafter: Drafter, canvas: Canvas, text: str, prefix_ids: list[in
                 return
             shown = x.clone()
             shown[positions[: len(lead)]] = torch.tensor(lead[: len(positions)])
-            on_step(offset + step, offset + len(positions), len(positions) - len(lead),
-                    1, shown)
+            on_step(SamplerStep(offset + step, offset + len(positions),
+                                len(positions) - len(lead), 1, shown))
 
         drafts, past, start = drafter.propose(context, run.heal, after, owed,
                                               len(positions), exact=run.exact,

@@ -13,7 +13,7 @@ from .holes import validate_holes
 from .length import denoise
 from .lines import shape_fill, without_doubled_indent
 from .plan import Canvas, heals_holes, plan
-from .sample import Sampled, never_sampled
+from .sample import Sampled, SamplerStep, StepCallback, never_sampled
 from .types import (
     CanvasView,
     Constraint,
@@ -197,14 +197,15 @@ def _progress(
     denoiser: Denoiser,
     decode: Callable[[list[int]], str],
     offset: int,
-):
-    def report(step: int, total: int, left: int, committed: int, x: torch.Tensor,
-               runs: Sequence[range] | None = None) -> None:
+) -> StepCallback:
+    """The sampler's ``SamplerStep`` as the user's ``StepInfo`` (counted across canvases,
+    the holes' texts rendered only when asked)."""
+    def report(s: SamplerStep) -> None:
         def texts() -> list[str]:
-            ids = x.tolist()
+            ids = s.canvas.tolist()
             return [decode(_kept([ids[p] for p in span], denoiser))
-                    for span in _spans(canvas, runs)]
+                    for span in _spans(canvas, s.runs)]
 
-        on_step(StepInfo(offset + step, offset + total, left, committed, texts))
+        on_step(StepInfo(offset + s.step, offset + s.total, s.masks_left, s.committed, texts))
 
     return report

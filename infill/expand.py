@@ -37,6 +37,8 @@ import torch
 from .plan import Canvas
 from .sample import (
     Sampled,
+    SamplerStep,
+    StepCallback,
     choose_tokens,
     commit,
     forbid,
@@ -56,8 +58,6 @@ from .types import (
 
 #: ``review(x, runs=...)``: the engine's reviewer told where the holes lie now.
 ResizingReview = Callable[..., list[Remask]]
-#: ``on_step(step, total, masks left, committed, x, runs=...)``.
-ResizingStep = Callable[..., None]
 
 
 def expand_id_of(denoiser: Denoiser) -> int | None:
@@ -205,15 +205,16 @@ def expand(
     length: LengthOptions,
     *,
     review: ResizingReview | None = None,
-    on_step: ResizingStep | None = None,
+    on_step: StepCallback | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> tuple[Resized, dict[str, object]]:
     """Sample ``canvas`` letting its auto holes grow (expand) and shrink (delete).
 
     Each auto hole starts with ``length.initial`` masks (at most its budget); the whole
     canvas is one block (``block_length`` does not apply: a block's positions would move).
-    ``review`` and ``on_step`` are the engine's callbacks, told the current runs through a
-    ``runs`` keyword. Returns the sample with its final layout, and a report.
+    ``review`` is the engine's reviewer, told the current runs through a ``runs`` keyword
+    (``on_step``'s ``SamplerStep`` carries them too). Returns the sample with its final
+    layout, and a report.
     """
     expand_id = expand_id_of(denoiser)
     if expand_id is None:
@@ -268,7 +269,7 @@ def expand(
             left = len(state.open())
             total = steps + left if options.steps is None else max(options.steps,
                                                                    steps + (left > 0))
-            on_step(steps, total, left, k, state.x, runs=spans)
+            on_step(SamplerStep(steps, total, left, k, state.x, runs=spans))
     return _finished(state, steps, passes, remasked, satisfied), {
         "policy": "expand", "initial": state.initial, "expanded": state.expanded,
         "deleted": state.deleted, "expandId": expand_id}

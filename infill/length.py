@@ -38,6 +38,7 @@ from .sample import (
     Bans,
     Review,
     Sampled,
+    SamplerStep,
     StepCallback,
     choose_tokens,
     commit,
@@ -191,8 +192,8 @@ def best_of(
         if on_step is not None:
             lead = max(range(len(lengths)), key=lambda k: _mean_log(confidence[k]))
             left = int((x[lead, positions] == denoiser.mask_id).sum())
-            on_step(steps, max(steps_for), left, len(confidence[lead]) - before[lead],
-                    x[lead])
+            on_step(SamplerStep(steps, max(steps_for), left,
+                                len(confidence[lead]) - before[lead], x[lead]))
     passes = steps
     if length.scorer == "likelihood":
         logp = torch.log_softmax(denoiser.logits(x, positions=positions).float(), dim=-1)

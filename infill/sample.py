@@ -14,7 +14,7 @@ loop costs nothing next to the forward pass; ``Bans`` and ``commit`` are shared 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,10 +26,26 @@ if TYPE_CHECKING:
     from .length import Ends, Growth
 
 Review = Callable[[torch.Tensor], list[Remask]]
-#: ``on_step(step, total, masks left, committed this step, canvas)``: every sampler's
-#: progress callback (the engine turns it into a ``StepInfo``).
-StepCallback = Callable[[int, int, int, int, torch.Tensor], None]
 Admissible = Callable[[torch.Tensor], dict[int, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class SamplerStep:
+    """What every sampler (``sample``, ``best_of``, ``expand``, the drafts) reports after a
+    step; the engine turns it into the user's ``StepInfo``."""
+
+    step: int
+    #: Steps expected in total (may grow when a review reopens tokens).
+    total: int
+    masks_left: int
+    committed: int
+    #: The canvas as it stands (the leading draft's, for the samplers that keep several).
+    canvas: torch.Tensor
+    #: Where the holes lie now, when the sampler moves them (``expand``); else the plan's.
+    runs: Sequence[range] | None = None
+
+
+StepCallback = Callable[[SamplerStep], None]
 
 
 @dataclass
@@ -241,8 +257,8 @@ def sample(
             run.reviewed(review, finished=False)
         if on_step is not None:
             left = run.masks_left()
-            on_step(run.steps, max(run.total_estimate, run.steps + (1 if left else 0)), left,
-                    k, run.x)
+            total = max(run.total_estimate, run.steps + (1 if left else 0))
+            on_step(SamplerStep(run.steps, total, left, k, run.x))
     return Sampled(run.x.cpu(), run.confidence, run.steps, run.passes, run.remasked,
                    run.satisfied, run.bans.forbidden)
 

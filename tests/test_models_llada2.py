@@ -151,7 +151,7 @@ def test_the_sampler_decodes_the_models_own_blocks_in_order(llada2, monkeypatch)
     ids = [11, 12, 13, 14, 15, 16] + [m] * 8  # masks at 6..13: model blocks 1, 2, 3
     seen = []
     sample(llada2, ids, list(range(6, 14)), SamplingOptions(steps=8),
-           on_step=lambda step, total, left, k, x: seen.append(x[6:14].tolist()))
+           on_step=lambda s: seen.append(s.canvas[6:14].tolist()))
     blocks = [(0, 2), (2, 6), (6, 8)]  # of the hole: positions 6-7, 8-11, 12-13
     for canvas in seen:
         open_blocks = [any(t == m for t in canvas[a:b]) for a, b in blocks]
