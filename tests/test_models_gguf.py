@@ -547,3 +547,43 @@ def test_a_damaged_cache_is_converted_again(tmp_path, llada_ref, own_cache):
     torch.testing.assert_close(again.logits(ids), first.logits(ids), rtol=0, atol=0)
     assert tensor_cache.complete(entry)
     assert sum(f.stat().st_size for f in entry.glob("*.safetensors")) > 1000  # written anew
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_nf4_from_a_gguf_holds_one_block_weight_at_a_time(tmp_path, llada_ref, monkeypatch,
+                                                           cached):
+    """``--quant nf4`` on a GGUF (bitsandbytes' CPU backend here, the same seam as CUDA):
+    each block Linear is quantized as its dequantized tensor arrives and the float copy is
+    let go, so no float32 copy of the network's block weights ever exists at once (with the
+    conversion cache, at most a shard's worth waits to be written)."""
+    import gc
+    import weakref
+
+    from infill.models.runtime import gguf_reader, tensor_cache
+    from quant import load
+
+    if cached:
+        monkeypatch.setattr(tensor_cache, "SHARD_BYTES", 1)  # every tensor its own shard
+    else:
+        monkeypatch.setenv("LACUNA_GGUF_CACHE", "0")
+    file = write_gguf(tmp_path / "q.gguf", "llada", llada_ref, Q.Q8_0, pre="gpt-2")
+    block = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+    made: list = []
+    most = 0
+    real = gguf_reader.tensor
+
+    def tracked(t):
+        nonlocal most
+        gc.collect()
+        most = max(most, sum(r() is not None for r in made))
+        out = real(t)
+        if t.name.split(".")[2:3] and t.name.split(".")[2] in block:
+            made.append(weakref.ref(out))
+        return out
+
+    monkeypatch.setattr(gguf_reader, "tensor", tracked)
+    den = load(file, device="cpu", mode="nf4")
+    assert den.quant_report.mode == "nf4" and den.quant_report.layers == len(made) == 14
+    assert most <= 1  # the one being quantized; the earlier ones are gone
+    # (the nf4 logits themselves are checked in test_quant.py: bitsandbytes' CPU kernel wants
+    # widths this tiny llada does not have)
