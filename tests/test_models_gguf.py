@@ -474,7 +474,8 @@ def test_a_gguf_denoiser_fills(tmp_path, arch, llada_ref, dream_ref, moe_ref):
     assert den.prefix_ids == ref.prefix_ids and den.end_ids == ref.end_ids
 
 
-def test_converted_once_then_read_from_the_cache(tmp_path, llada_ref, own_cache, monkeypatch):
+def test_converted_once_then_read_from_the_cache(tmp_path, llada_ref, own_cache, monkeypatch,
+                                                 capsys):
     from infill.models.runtime import gguf_reader, tensor_cache
 
     file = write_gguf(tmp_path / "m.gguf", "llada", llada_ref, Q.Q8_0, pre="gpt-2")
@@ -482,6 +483,8 @@ def test_converted_once_then_read_from_the_cache(tmp_path, llada_ref, own_cache,
     entry = tensor_cache.entry(file, first.dtype)
     assert tensor_cache.complete(entry) and entry.parent == own_cache
     assert str(entry) in first.source_format
+    told = capsys.readouterr().err
+    assert f"converting the tensors once into {entry}" in told and "GiB" in told
     ids = ids_for(llada_ref)
 
     def no_dequantizing(t):
@@ -490,6 +493,7 @@ def test_converted_once_then_read_from_the_cache(tmp_path, llada_ref, own_cache,
     monkeypatch.setattr(gguf_reader, "tensor", no_dequantizing)
     again = load_denoiser(file, device="cpu")  # every tensor from the cache
     torch.testing.assert_close(again.logits(ids), first.logits(ids), rtol=0, atol=0)
+    assert "converting" not in capsys.readouterr().err
     import os
 
     os.utime(file, ns=(1, 1))  # a replaced file is converted anew

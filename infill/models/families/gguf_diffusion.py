@@ -256,7 +256,8 @@ def load(file: str | Path, config: dict, device: torch.device, dtype: torch.dtyp
     tensors, cached = convert(), None
     if tensor_cache.enabled() and set(config["tensor_types"]) - {"F32"}:
         cached = tensor_cache.entry(file, dtype)
-        tensors = tensor_cache.cached_tensors(cached, convert, dtype)
+        size = sum(int(t.n_elements) for t in reader.tensors)
+        tensors = tensor_cache.cached_tensors(cached, convert, dtype, size)
     model = load_network(file, cfg, native_name, device, dtype, tensors=tensors)
     tokenizer = build_tokenizer(reader, config)
     den = DENOISERS[family](model, tokenizer, config, device, dtype,

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -58,14 +59,19 @@ def complete(folder: Path) -> bool:
 
 
 def cached_tensors(folder: Path, convert: Callable[[], Iterator[tuple[str, torch.Tensor]]],
-                   dtype: torch.dtype) -> Iterator[tuple[str, torch.Tensor]]:
+                   dtype: torch.dtype, size: int | None = None
+                   ) -> Iterator[tuple[str, torch.Tensor]]:
     """The tensors of a complete ``folder``; else those ``convert`` yields, each also
     written (in ``dtype``) into a staging folder published as ``folder`` once all have
-    arrived. A stream that stops early (an error, a cancelled load) publishes nothing."""
+    arrived, the user told on stderr (``size``: the weights' count, for the disk it takes).
+    A stream that stops early (an error, a cancelled load) publishes nothing."""
     if complete(folder) and _readable(folder):
         yield from iter_tensors(folder)
         return
     shutil.rmtree(folder, ignore_errors=True)  # half gone or damaged: converted anew
+    disk = "" if size is None else f", {size * dtype.itemsize / 2**30:.1f} GiB"
+    print(f"lacuna: converting the tensors once into {folder}{disk} "
+          "(LACUNA_GGUF_CACHE=0 skips the cache)", file=sys.stderr)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
