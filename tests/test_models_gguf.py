@@ -504,6 +504,19 @@ def test_converted_once_then_read_from_the_cache(tmp_path, llada_ref, own_cache,
     assert sorted(p.name for p in own_cache.iterdir()) == [entry.name]  # no staging left
 
 
+def test_an_unwritable_cache_costs_speed_not_the_load(tmp_path, llada_ref, monkeypatch):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache would go")
+    monkeypatch.setenv("LACUNA_CACHE", str(blocked / "cache"))
+    file = write_gguf(tmp_path / "m.gguf", "llada", llada_ref, Q.Q8_0, pre="gpt-2")
+    den = load_denoiser(file, device="cpu")
+    ids = ids_for(llada_ref)
+    n = len(llada_ref.tokenizer)
+    torch.testing.assert_close(den.logits(ids)[..., :n], llada_ref.logits(ids)[..., :n],
+                               rtol=1e-4, atol=1e-4)
+    assert "converted once" not in den.source_format
+
+
 def test_the_cache_can_be_turned_off_and_f32_files_skip_it(tmp_path, llada_ref, own_cache,
                                                             monkeypatch):
     q8 = write_gguf(tmp_path / "q8.gguf", "llada", llada_ref, Q.Q8_0, pre="gpt-2")

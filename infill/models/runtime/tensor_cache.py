@@ -69,17 +69,17 @@ def cached_tensors(folder: Path, convert: Callable[[], Iterator[tuple[str, torch
         yield from iter_tensors(folder)
         return
     shutil.rmtree(folder, ignore_errors=True)  # half gone or damaged: converted anew
-    disk = "" if size is None else f", {size * dtype.itemsize / 2**30:.1f} GiB"
-    print(f"lacuna: converting the tensors once into {folder}{disk} "
-          "(LACUNA_GGUF_CACHE=0 skips the cache)", file=sys.stderr)
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     except OSError:  # a read-only cache costs speed, not the load
         yield from convert()
         return
+    disk = "" if size is None else f", {size * dtype.itemsize / 2**30:.1f} GiB"
+    print(f"lacuna: converting the tensors once into {folder}{disk} "
+          "(LACUNA_GGUF_CACHE=0 skips the cache)", file=sys.stderr)
     shard: dict[str, torch.Tensor] = {}
-    size, shards, writing = 0, [], True
+    held, shards, writing = 0, [], True
     try:
         for name, tensor in convert():
             yield name, tensor
@@ -87,10 +87,10 @@ def cached_tensors(folder: Path, convert: Callable[[], Iterator[tuple[str, torch
                 continue
             kept = tensor.to(dtype) if tensor.is_floating_point() else tensor
             shard[name] = kept.contiguous()
-            size += kept.numel() * kept.element_size()
-            if size >= SHARD_BYTES:
+            held += kept.numel() * kept.element_size()
+            if held >= SHARD_BYTES:
                 writing = _write_shard(staging, shard, shards)
-                shard, size = {}, 0
+                shard, held = {}, 0
         if writing and (shard or not shards):
             writing = _write_shard(staging, shard, shards)
         if writing:
