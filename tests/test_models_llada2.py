@@ -281,3 +281,13 @@ def test_ghost_text_and_a_marker_fill_through_the_language_server(llada2_dir, tm
         assert edits and all(e["range"]["start"]["line"] == 2 for e in edits["edits"])
     finally:
         assert s.stop() == 0
+
+
+def test_the_router_stays_float32_in_a_bfloat16_model(llada2_dir, llada2):
+    den = load_denoiser(llada2_dir, device="cpu", dtype="bfloat16")
+    gate = den.model.layers[1].mlp.gate
+    assert gate.weight.dtype == gate.expert_bias.dtype == torch.float32
+    assert den.model.layers[1].mlp.experts[0].up_proj.weight.dtype == torch.bfloat16
+    # not rounded through bfloat16 on the way: the float32 checkpoint's values exactly
+    assert torch.equal(gate.weight, llada2.model.layers[1].mlp.gate.weight)
+    assert torch.equal(gate.expert_bias, llada2.model.layers[1].mlp.gate.expert_bias)

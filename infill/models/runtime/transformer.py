@@ -353,11 +353,15 @@ class Router(nn.Module):
     Not an ``nn.Linear`` on purpose: quantizers replace Linear layers, and the router's few
     weights decide which experts run at all, so they stay in the model's float dtype."""
 
-    def __init__(self, hidden: int, experts: int, bias: bool = False) -> None:
+    def __init__(self, hidden: int, experts: int, bias: bool = False,
+                 keep_float32: bool = False) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(experts, hidden))
         if bias:  # a sigmoid router's routing bias (``expert_bias``), loaded, never trained
             self.expert_bias = nn.Parameter(torch.zeros(experts), requires_grad=False)
+        #: Loaded in float32 whatever the model's dtype (``weights.load_into`` reads it):
+        #: a sigmoid router's choice turns on small differences of biased scores.
+        self.keep_float32 = keep_float32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight)
@@ -379,7 +383,8 @@ class MoEFeedForward(nn.Module):
         self.sigmoid = cfg.router == "sigmoid"
         self.groups, self.groups_per_token = cfg.expert_groups, cfg.groups_per_token
         self.routed_scale, self.router_bias = cfg.routed_scale, cfg.router_bias
-        self.gate = Router(cfg.hidden_size, cfg.num_experts, bias=cfg.router_bias)
+        self.gate = Router(cfg.hidden_size, cfg.num_experts, bias=cfg.router_bias,
+                           keep_float32=self.sigmoid)
         expert = replace(cfg, intermediate_size=cfg.expert_intermediate_size)
         self.experts = nn.ModuleList(MLP(expert) for _ in range(cfg.num_experts))
         self.shared_experts = (

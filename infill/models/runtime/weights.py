@@ -182,7 +182,8 @@ def load_into(
     ``transform`` may reshape a tensor on the way (fused projections, permutations);
     ``tensors`` replaces the safetensors shards of ``path`` as the source (a GGUF file's
     tensors, dequantized one at a time). Every parameter must be found, with the shape the
-    module expects.
+    module expects. A module with ``keep_float32`` set (a sigmoid MoE router) keeps its
+    parameters in float32 whatever ``dtype`` is.
     """
     expected = dict(module.named_parameters())
     loaded: set[str] = set()
@@ -208,7 +209,8 @@ def load_into(
             continue
         owner_name, _, leaf = target.rpartition(".")
         owner = module.get_submodule(owner_name) if owner_name else module
-        value = tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else None)
+        want = torch.float32 if getattr(owner, "keep_float32", False) else dtype
+        value = tensor.to(device=device, dtype=want if tensor.is_floating_point() else None)
         owner._parameters[leaf] = nn.Parameter(value, requires_grad=False)
     if placer is not None:
         placer.finish(module, device, dtype)
