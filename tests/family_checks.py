@@ -97,3 +97,14 @@ def qwen3_moe_reference(path: Path, *, expert_key: str = "moe_intermediate_size"
     missing, unexpected = ref.load_state_dict(state, strict=False)
     assert not missing and not unexpected
     return ref
+
+
+def doctor_rows(path: Path, capsys) -> tuple[dict[str, str], str]:
+    """``lacuna doctor --model path`` on the CPU: its rows by name (values stripped), and
+    the whole output."""
+    from lacuna.cli import main
+
+    assert main(["doctor", "--model", str(path), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    rows = dict(line.split(None, 1) for line in out.splitlines() if line.strip())
+    return {k: v.strip() for k, v in rows.items()}, out

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from family_checks import check_fill, check_interface, check_shapes
+from family_checks import check_fill, check_interface, check_shapes, doctor_rows
 from tiny_families import build_tiny_llada2
 
 from infill.models import ModelLoadError, detect_family, load_denoiser
@@ -242,18 +242,14 @@ def test_refusals(tmp_path, llada2_dir):
 
 
 def test_doctor_names_family_size_active_experts_and_what_it_can_do(llada2_dir, capsys):
-    from lacuna.cli import main
-
-    assert main(["doctor", "--model", str(llada2_dir), "--device", "cpu"]) == 0
-    out = capsys.readouterr().out
-    rows = dict(line.split(None, 1) for line in out.splitlines() if line.strip())
-    assert rows["family"].strip() == "llada2"
+    rows, out = doctor_rows(llada2_dir, capsys)
+    assert rows["family"] == "llada2"
     params = sum(t.numel() for _, t in iter_tensors(llada2_dir))
-    assert rows["parameters"].strip().startswith(f"{params:,}")
+    assert rows["parameters"].startswith(f"{params:,}")
     c = json.loads((llada2_dir / "config.json").read_text())
     idle = 2 * (c["num_experts"] - 2) * 3 * c["hidden_size"] * c["moe_intermediate_size"]
     assert rows["active"].startswith(f"{params - idle:,} parameters per token")
-    assert rows["window"].strip() == "2048 tokens"  # no FIM tokens to make room for
+    assert rows["window"] == "2048 tokens"  # no FIM tokens to make room for
     assert "block-causal, blocks of 32" in out and "prefix completion only" in out
 
 

@@ -6,7 +6,13 @@ import json
 
 import pytest
 import torch
-from family_checks import check_fill, check_interface, check_shapes, qwen3_moe_reference
+from family_checks import (
+    check_fill,
+    check_interface,
+    check_shapes,
+    doctor_rows,
+    qwen3_moe_reference,
+)
 from tiny_families import build_tiny_rnd1
 
 from infill.models import ModelLoadError, detect_family, load_denoiser
@@ -82,14 +88,10 @@ def test_refusals(tmp_path, rnd1_dir):
 
 
 def test_doctor_names_family_size_and_active_experts(rnd1_dir, capsys):
-    from lacuna.cli import main
-
-    assert main(["doctor", "--model", str(rnd1_dir), "--device", "cpu"]) == 0
-    out = capsys.readouterr().out
-    rows = dict(line.split(None, 1) for line in out.splitlines() if line.strip())
-    assert rows["family"].strip() == "rnd1"
+    rows, out = doctor_rows(rnd1_dir, capsys)
+    assert rows["family"] == "rnd1"
     params = sum(t.numel() for _, t in iter_tensors(rnd1_dir))
-    assert rows["parameters"].strip().startswith(f"{params:,}")
+    assert rows["parameters"].startswith(f"{params:,}")
     c = json.loads((rnd1_dir / "config.json").read_text())
     idle = c["num_hidden_layers"] * (c["num_experts"] - c["num_experts_per_tok"]) * 3 \
         * c["hidden_size"] * c["moe_intermediate_size"]

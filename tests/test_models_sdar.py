@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from family_checks import check_fill, check_interface, check_shapes
+from family_checks import check_fill, check_interface, check_shapes, doctor_rows
 from tiny_families import build_tiny_sdar
 
 from infill.models import ModelLoadError, detect_family, load_denoiser
@@ -217,14 +217,10 @@ def test_refusals(tmp_path, sdar_dir):
 
 
 def test_doctor_names_family_size_quant_memory_and_what_it_can_do(sdar_dir, capsys):
-    from lacuna.cli import main
-
-    assert main(["doctor", "--model", str(sdar_dir), "--device", "cpu"]) == 0
-    out = capsys.readouterr().out
-    rows = dict(line.split(None, 1) for line in out.splitlines() if line.strip())
-    assert rows["family"].strip() == "sdar"
+    rows, out = doctor_rows(sdar_dir, capsys)
+    assert rows["family"] == "sdar"
     params = sum(t.numel() for _, t in iter_tensors(sdar_dir))
-    assert rows["parameters"].strip() == f"{params:,}"
+    assert rows["parameters"] == f"{params:,}"
     assert "float32" in rows["dtype"] and "quant" in rows and "memory" in out
     assert "block-causal, blocks of 4" in out
     assert "FIM context before the hole" in out and "best effort" in out

@@ -84,7 +84,16 @@ def _random_transformer(cfg: TransformerConfig, seed: int) -> Transformer:
             torch.nn.init.normal_(p, mean=1.0, std=0.1)  # not all ones: catches swapped norms
         else:
             torch.nn.init.normal_(p, std=0.05)
+    for name, p in model.named_parameters():  # MoE routers that prefer some experts clearly
+        if name.endswith("mlp.gate.weight"):
+            torch.nn.init.normal_(p, std=0.5)
     return model
+
+
+def _transformers_names(model: Transformer) -> dict[str, torch.Tensor]:
+    """The native model's tensors under transformers' Llama/Qwen names (``model.`` prefix)."""
+    return {(k if k == "lm_head.weight" else f"model.{k}"): v
+            for k, v in model.state_dict().items()}
 
 
 def _write_json(path: Path, name: str, data: dict) -> None:
@@ -226,12 +235,7 @@ def build_tiny_llada_moe(path: str | Path, *, seed: int = 0, instruct: bool = Fa
         expert_intermediate_size=expert_mlp,
     )
     model = _random_transformer(cfg, seed)
-    for name, p in model.named_parameters():  # routers that prefer some experts clearly
-        if name.endswith("mlp.gate.weight"):
-            torch.nn.init.normal_(p, std=0.5)
-    state = {(k if k == "lm_head.weight" else f"model.{k}"): v
-             for k, v in model.state_dict().items()}
-    _write_sharded(path, state, shards)
+    _write_sharded(path, _transformers_names(model), shards)
     _write_json(path, "config.json", config)
     return path
 
@@ -311,9 +315,6 @@ def build_tiny_llada2(path: str | Path, *, seed: int = 0, instruct: bool = False
         shared_expert_intermediate_size=expert_mlp, dense_layers=1,
     )
     model = _random_transformer(cfg, seed)
-    for name, p in model.named_parameters():  # routers that prefer some experts clearly
-        if name.endswith("mlp.gate.weight"):
-            torch.nn.init.normal_(p, std=0.5)
     _write_sharded(path, llada2_state_dict(model), shards)
     _write_json(path, "config.json", config)
     return path
@@ -368,9 +369,7 @@ def build_tiny_dream(path: str | Path, *, seed: int = 0, instruct: bool = False,
         rope_theta=1e6, rms_eps=1e-6, qkv_bias=True,
     )
     model = _random_transformer(cfg, seed)
-    state = {(k if k == "lm_head.weight" else f"model.{k}"): v
-             for k, v in model.state_dict().items()}
-    _write_sharded(path, state, shards)
+    _write_sharded(path, _transformers_names(model), shards)
     _write_json(path, "config.json", config)
     _write_json(path, "generation_config.json", {
         "_from_model_config": True, "alg": "origin", "bos_token_id": ids["<|endoftext|>"],
@@ -607,9 +606,7 @@ def build_tiny_sdar(path: str | Path, *, seed: int = 0, instruct: bool = False,
         rope_theta=1e6, rms_eps=1e-6, head_size=head_dim, qk_norm=True,
     )
     model = _random_transformer(cfg, seed)
-    state = {(k if k == "lm_head.weight" else f"model.{k}"): v
-             for k, v in model.state_dict().items()}
-    _write_sharded(path, state, shards)
+    _write_sharded(path, _transformers_names(model), shards)
     _write_json(path, "config.json", config)
     _write_json(path, "generation_config.json", {
         "bos_token_id": ids["<|endoftext|>"], "do_sample": True,
@@ -655,11 +652,6 @@ def build_tiny_rnd1(path: str | Path, *, seed: int = 0, shards: int = 2) -> Path
         experts_per_token=2, expert_intermediate_size=expert_mlp, norm_topk_prob=True,
     )
     model = _random_transformer(cfg, seed)
-    for name, p in model.named_parameters():  # routers that prefer some experts clearly
-        if name.endswith("mlp.gate.weight"):
-            torch.nn.init.normal_(p, std=0.5)
-    state = {(k if k == "lm_head.weight" else f"model.{k}"): v
-             for k, v in model.state_dict().items()}
-    _write_sharded(path, state, shards)
+    _write_sharded(path, _transformers_names(model), shards)
     _write_json(path, "config.json", config)
     return path
